@@ -9,7 +9,8 @@ import numpy as np
 from disentkit._random import SeedLike
 from disentkit._validation import prepare
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
-from disentkit.metrics._mi import MutualInfo, mutual_info_matrix
+from disentkit.metrics._mi import MutualInfo
+from disentkit.metrics._mi_cache import MICache, resolve_mi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +45,7 @@ def mig(
     n_bins: int = 20,
     n_neighbors: int = 3,
     seed: SeedLike = None,
-    mi: MutualInfo | None = None,
+    mi: MutualInfo | MICache | None = None,
 ) -> MIGResult:
     """Mutual Information Gap.
 
@@ -64,7 +65,8 @@ def mig(
         n_bins: histogram bins per latent.
         n_neighbors: k of the kNN estimator.
         seed: seeds the kNN estimator's jitter.
-        mi: a precomputed :class:`MutualInfo` for these inputs (skips the estimate).
+        mi: a precomputed :class:`MutualInfo` for these inputs, or an :class:`MICache`
+            shared between metrics (skips the estimate).
 
     Returns:
         :class:`MIGResult`; ``score`` in ``[0, 1]``.
@@ -76,11 +78,10 @@ def mig(
         0.996
     """
     p = prepare(latents, factors, metric="mig")
-    if mi is None:
-        mi = mutual_info_matrix(
-            p.latents, p.factors, p.factor_sizes,
-            estimator=estimator, n_bins=n_bins, n_neighbors=n_neighbors, seed=seed,
-        )
+    mi = resolve_mi(
+        mi, p.latents, p.factors, p.factor_sizes,
+        estimator=estimator, n_bins=n_bins, n_neighbors=n_neighbors, seed=seed,
+    )
     m = mi.matrix  # (D, K)
     top = -np.sort(-m, axis=0)  # (D, K) descending per factor
     second = top[1] if m.shape[0] > 1 else np.zeros(m.shape[1])
