@@ -1,0 +1,121 @@
+"""evaluate(): the suite, shared MI, bootstrap intervals and baselines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from disentkit import evaluate
+from disentkit.metrics import METRICS, default_suite, mig
+from disentkit.metrics._mi import mutual_info_matrix
+from disentkit.metrics._mi_cache import MICache, resolve_mi
+from tests.conftest import make_factors
+
+
+@pytest.fixture(scope="module")
+def pair():
+    factors = make_factors(500, (3, 5), seed=4)
+    rng = np.random.default_rng(5)
+    latents = factors + 0.4 * rng.standard_normal(factors.shape)
+    return latents, factors
+
+
+def test_scores_equal_the_metric_run_alone(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig"], seed=3)
+    assert out.to_dict()["mig"] == mig(latents, factors, seed=3).score
+
+
+def test_default_suite_is_every_default_array_metric() -> None:
+    names = default_suite()
+    assert names == [n for n, i in METRICS.items() if i.in_default_suite and i.kind == "array"]
+    assert "mig" in names
+
+
+def test_bootstrap_interval_is_ordered_and_reproducible(pair) -> None:
+    latents, factors = pair
+    a = evaluate(latents, factors, metrics=["mig"], n_bootstrap=8, seed=1)
+    b = evaluate(latents, factors, metrics=["mig"], n_bootstrap=8, seed=1)
+    lo, hi = a.intervals[("mig", "score")]
+    assert 0 <= lo <= hi <= 1
+    assert a.intervals == b.intervals
+    c = evaluate(latents, factors, metrics=["mig"], n_bootstrap=8, seed=2)
+    assert c.intervals != a.intervals
+
+
+def test_baselines_bracket_the_scores(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig"], baselines=True)
+    flat = out.to_dict()
+    assert flat["baseline.random.mig"] < flat["mig"] < flat["baseline.ground_truth.mig"]
+    assert flat["baseline.ground_truth.mig"] > 0.95
+    assert flat["baseline.random.mig"] < 0.05
+
+
+def test_json_is_serialisable_and_complete(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig"], n_bootstrap=3, baselines=["random"])
+    data = json.loads(json.dumps(out.to_json()))
+    entry = data["metrics"]["mig"]
+    assert entry["metric_id"] == "mig/hist20@1"
+    assert entry["n_samples"] == 500
+    assert entry["options.n_bins"] == 20
+    assert set(entry["intervals"]) == {"score"}
+    assert "random" in entry["baselines"]
+
+
+def test_options_reach_the_metric_and_its_id(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig"], options={"mig": {"n_bins": 10}})
+    assert out.results["mig"].metric_id == "mig/hist10@1"
+    assert out.to_dict()["mig"] == mig(latents, factors, n_bins=10).score
+
+
+def test_mi_cache_computes_each_estimate_once(pair) -> None:
+    latents, factors = pair
+    cache = MICache()
+    a = resolve_mi(cache, latents, factors, np.array([3, 5]), estimator="histogram", n_bins=20)
+    b = resolve_mi(cache, latents, factors, np.array([3, 5]), estimator="histogram", n_bins=20)
+    assert a is b and len(cache) == 1
+    resolve_mi(cache, latents, factors, np.array([3, 5]), estimator="histogram", n_bins=10)
+    assert len(cache) == 2
+
+
+def test_precomputed_mi_must_match_what_is_asked(pair) -> None:
+    latents, factors = pair
+    mi = mutual_info_matrix(latents, factors, estimator="histogram", n_bins=10)
+    with pytest.raises(ValueError, match="asks for histogram"):
+        mig(latents, factors, mi=mi)  # default asks for 20 bins
+    assert mig(latents, factors, n_bins=10, mi=mi).score == mig(latents, factors, n_bins=10).score
+    with pytest.raises(ValueError, match="expected"):
+        mig(latents[:, :1], factors, n_bins=10, mi=mi)
+    with pytest.raises(TypeError, match="MutualInfo"):
+        mig(latents, factors, mi=np.zeros((2, 2)))
+
+
+def test_progress_is_reported_per_metric(pair) -> None:
+    latents, factors = pair
+    seen: list[str] = []
+    evaluate(latents, factors, metrics=["mig"], baselines=["random"], progress=seen.append)
+    assert seen == ["mig", "baseline random: mig"]
+
+
+def test_fast_mode_applies_registered_fast_options(pair) -> None:
+    latents, factors = pair
+    for name, info in METRICS.items():
+        if info.kind != "array" or not info.fast_options:
+            continue
+        ref = evaluate(latents, factors, metrics=[name], mode="reference")
+        fast = evaluate(latents, factors, metrics=[name], mode="fast")
+        assert ref.results[name].metric_id != fast.results[name].metric_id, name
+
+
+def test_basic_interval_reflects_the_percentile_one_around_the_estimate(pair) -> None:
+    latents, factors = pair
+    pct = evaluate(latents, factors, metrics=["mig"], n_bootstrap=6, seed=1)
+    basic = evaluate(latents, factors, metrics=["mig"], n_bootstrap=6, seed=1, ci_method="basic")
+    est = pct.to_dict()["mig"]
+    lo, hi = pct.intervals[("mig", "score")]
+    assert basic.intervals[("mig", "score")] == pytest.approx((2 * est - hi, 2 * est - lo))
