@@ -13,21 +13,49 @@ from disentkit.metrics._base import (
 )
 from disentkit.metrics._mi import MutualInfo, histogram_codes, mutual_info_matrix
 from disentkit.metrics._split import Split, split_train_test
+from disentkit.metrics.active import (
+    ActiveLatentsResult,
+    MeanSampledComparison,
+    active_latents,
+    compare_mean_sampled,
+    gaussian_kl,
+)
+from disentkit.metrics.beta_vae import BetaVAEResult, beta_vae_score
 from disentkit.metrics.evaluate import Evaluation, ScoreRow, default_suite, evaluate
+from disentkit.metrics.factor_vae import FactorVAEResult, factor_vae_score
 from disentkit.metrics.mig import MIGResult, mig
+from disentkit.metrics.sampling import (
+    GroundTruthSampler,
+    IdentityFactors,
+    RepresentationFn,
+    encode_factors,
+)
 
 __all__ = [
     "METRICS",
+    "ActiveLatentsResult",
+    "BetaVAEResult",
     "Evaluation",
+    "FactorVAEResult",
+    "GroundTruthSampler",
+    "IdentityFactors",
     "MIGResult",
+    "MeanSampledComparison",
     "MetricInfo",
     "MetricResult",
     "MutualInfo",
+    "RepresentationFn",
     "ScoreInfo",
     "ScoreRow",
     "Split",
+    "active_latents",
+    "beta_vae_score",
+    "compare_mean_sampled",
     "default_suite",
+    "encode_factors",
     "evaluate",
+    "factor_vae_score",
+    "gaussian_kl",
     "histogram_codes",
     "metric_id",
     "mig",

@@ -1,0 +1,174 @@
+"""Properties every registered array metric declares, checked over the whole registry.
+
+In the spirit of scikit-learn's ``metrics/cluster/tests/test_common.py``: bounds, Python
+floats, determinism, invariance to permuting latents and relabelling factors, NaN rejection,
+and the documented level for perfect and independent representations.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from disentkit import DisentkitWarning
+from disentkit.metrics import METRICS, MetricResult
+from tests.conftest import make_factors
+
+ARRAY_METRICS = sorted(n for n, i in METRICS.items() if i.kind == "array")
+# Small inputs keep the classifier-based metrics fast.
+N = 600
+SIZES = (3, 4, 5)
+
+
+def _run(name: str, latents: np.ndarray, factors: np.ndarray, **kwargs) -> MetricResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecation/convergence noise from any metric
+        warnings.simplefilter("ignore", DisentkitWarning)
+        return METRICS[name].func(latents, factors, seed=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    factors = make_factors(N, SIZES, seed=11)
+    rng = np.random.default_rng(12)
+    perfect = np.concatenate(
+        [factors + 0.05 * rng.standard_normal(factors.shape), np.zeros((N, 1))], axis=1
+    )
+    mixed = (factors + 0.3 * rng.standard_normal(factors.shape)) @ rng.standard_normal((3, 4))
+    independent = rng.standard_normal((N, 4))
+    return {"factors": factors, "perfect": perfect, "mixed": mixed, "independent": independent}
+
+
+def test_registry_is_populated() -> None:
+    expected = {"mig", "dci", "sap", "modularity", "explicitness", "unsupervised", "infomec"}
+    missing = expected - set(METRICS)
+    assert not missing, f"metrics not registered: {missing}"
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_metadata_is_complete(name: str) -> None:
+    info = METRICS[name]
+    assert info.scores, "a metric reports at least one score"
+    assert info.func.__doc__ and "Example" in info.func.__doc__
+    for s in info.scores:
+        lo, hi = s.bounds
+        assert lo < hi
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+@pytest.mark.parametrize("which", ["perfect", "mixed", "independent"])
+def test_scores_are_floats_within_bounds(name: str, which: str, data) -> None:
+    result = _run(name, data[which], data["factors"])
+    assert result.metric_id.startswith(f"{name}") and "@" in result.metric_id
+    assert result.n_samples == N
+    scores = result.scores()
+    assert set(scores) == set(METRICS[name].score_names)
+    for s in METRICS[name].scores:
+        value = scores[s.name]
+        assert type(value) is float
+        assert np.isfinite(value), f"{name}.{s.name} is {value} on {which} latents"
+        assert s.bounds[0] - 1e-9 <= value <= s.bounds[1] + 1e-9, (name, s.name, value)
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_deterministic_for_a_seed(name: str, data) -> None:
+    a = _run(name, data["mixed"], data["factors"]).scores()
+    b = _run(name, data["mixed"], data["factors"]).scores()
+    assert a == b
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_invariant_to_permuting_latents(name: str, data) -> None:
+    perm = np.array([2, 0, 3, 1])
+    a = _run(name, data["mixed"], data["factors"]).scores()
+    b = _run(name, data["mixed"][:, perm], data["factors"]).scores()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_invariant_to_relabelling_factor_classes(name: str, data) -> None:
+    factors = data["factors"]
+    relabelled = factors.copy()
+    relabelled[:, 0] = np.array([7, -2, 30])[factors[:, 0]]  # any distinct labels
+    relabelled[:, 2] = 4 - factors[:, 2]
+    a = _run(name, data["mixed"], factors).scores()
+    b = _run(name, data["mixed"], relabelled).scores()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_rejects_nan_and_inf(name: str, data) -> None:
+    bad = data["mixed"].copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        METRICS[name].func(bad, data["factors"])
+    bad[5, 1] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        METRICS[name].func(bad, data["factors"])
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_rejects_mismatched_rows(name: str, data) -> None:
+    with pytest.raises(ValueError, match="same number of samples"):
+        METRICS[name].func(data["mixed"][:-1], data["factors"])
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_constant_factor_is_skipped_and_recorded(name: str, data) -> None:
+    factors = np.concatenate([data["factors"], np.full((N, 1), 3)], axis=1)
+    with pytest.warns(DisentkitWarning, match="single value"):
+        result = METRICS[name].func(data["mixed"], factors, seed=0)
+    assert result.skipped_factors == (3,)
+    reference = _run(name, data["mixed"], data["factors"])
+    assert result.scores() == pytest.approx(reference.scores(), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_constant_latent_is_accepted(name: str, data) -> None:
+    latents = np.concatenate([data["mixed"], np.full((N, 1), 2.5)], axis=1)
+    result = _run(name, latents, data["factors"])
+    assert all(np.isfinite(v) for v in result.scores().values())
+
+
+@pytest.mark.parametrize("name", ARRAY_METRICS)
+def test_to_dict_is_flat_and_names_the_metric(name: str, data) -> None:
+    d = _run(name, data["mixed"], data["factors"]).to_dict()
+    assert d["metric_id"].startswith(name)
+    for score in METRICS[name].score_names:
+        assert isinstance(d[score], float)
+    assert any(k.startswith("options.") for k in d) or not METRICS[name].func.__kwdefaults__
+
+
+@pytest.mark.parametrize("name", [n for n in ARRAY_METRICS if METRICS[n].in_default_suite])
+def test_perfect_beats_independent(name: str, data) -> None:
+    # Analyses outside the default suite (e.g. the fraction of active latents) describe the
+    # code, not how well it matches the factors, so the comparison applies to suite metrics.
+    perfect = _run(name, data["perfect"], data["factors"]).scores()
+    independent = _run(name, data["independent"], data["factors"]).scores()
+    for s in METRICS[name].scores:
+        if s.bounds[1] == np.inf:
+            continue  # unbounded scores (e.g. total correlation) describe latents, not factors
+        if s.higher_is_better:
+            assert perfect[s.name] > independent[s.name], s.name
+        else:
+            assert perfect[s.name] < independent[s.name], s.name
+
+
+@pytest.mark.parametrize(
+    ("name", "score"),
+    [
+        (n, s.name)
+        for n in ARRAY_METRICS
+        for s in METRICS[n].scores
+        if s.zero_when_independent
+    ],
+)
+def test_independent_latents_score_near_zero(name: str, score: str) -> None:
+    factors = make_factors(3000, SIZES, seed=21)
+    latents = np.random.default_rng(22).standard_normal((3000, 4))
+    value = _run(name, latents, factors).scores()[score]
+    assert abs(value) < 0.1, f"{name}.{score} = {value} for independent latents"
