@@ -269,3 +269,11 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
         known = ", ".join(map(repr, choices))
         raise ValueError(f"{name} must be one of {known}; received {value!r}")
     return str(value)
+
+
+def check_n_jobs(n_jobs: object) -> int:
+    """Return ``n_jobs`` as an int (joblib's convention: ≥ 1, or negative for all cores
+    but ``-n_jobs - 1``), or raise naming the value received."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero integer (-1: all cores); received {n_jobs!r}")
+    return int(n_jobs)

@@ -24,18 +24,27 @@ from disentkit.metrics.beta_vae import BetaVAEResult, beta_vae_score
 from disentkit.metrics.evaluate import Evaluation, ScoreRow, default_suite, evaluate
 from disentkit.metrics.factor_vae import FactorVAEResult, factor_vae_score
 from disentkit.metrics.mig import MIGResult, mig
+from disentkit.metrics.modularity import (
+    ExplicitnessResult,
+    ModularityResult,
+    explicitness,
+    modularity,
+)
 from disentkit.metrics.sampling import (
     GroundTruthSampler,
     IdentityFactors,
     RepresentationFn,
     encode_factors,
 )
+from disentkit.metrics.sap import SAPResult, sap
+from disentkit.metrics.unsupervised import UnsupervisedResult, unsupervised
 
 __all__ = [
     "METRICS",
     "ActiveLatentsResult",
     "BetaVAEResult",
     "Evaluation",
+    "ExplicitnessResult",
     "FactorVAEResult",
     "GroundTruthSampler",
     "IdentityFactors",
@@ -43,23 +52,30 @@ __all__ = [
     "MeanSampledComparison",
     "MetricInfo",
     "MetricResult",
+    "ModularityResult",
     "MutualInfo",
     "RepresentationFn",
+    "SAPResult",
     "ScoreInfo",
     "ScoreRow",
     "Split",
+    "UnsupervisedResult",
     "active_latents",
     "beta_vae_score",
     "compare_mean_sampled",
     "default_suite",
     "encode_factors",
     "evaluate",
+    "explicitness",
     "factor_vae_score",
     "gaussian_kl",
     "histogram_codes",
     "metric_id",
     "mig",
+    "modularity",
     "mutual_info_matrix",
     "register_metric",
+    "sap",
     "split_train_test",
+    "unsupervised",
 ]
