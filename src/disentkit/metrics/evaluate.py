@@ -75,7 +75,7 @@ class Evaluation:
     seed: int = 0
     n_bootstrap: int = 0
     confidence: float = 0.95
-    ci_method: str = "percentile"
+    ci_method: str = "basic"
     seconds: Mapping[str, float] = field(default_factory=dict)
 
     def rows(self) -> list[ScoreRow]:
@@ -212,7 +212,7 @@ def evaluate(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     n_bootstrap: int = 0,
     confidence: float = 0.95,
-    ci_method: str = "percentile",
+    ci_method: str = "basic",
     baselines: bool | Sequence[str] = False,
     shuffle: bool = False,
     n_jobs: int = 1,
@@ -234,9 +234,11 @@ def evaluate(
         n_bootstrap: number of bootstrap replicates (rows resampled with replacement, the
             whole suite recomputed on each) for percentile confidence intervals; 0 for none.
         confidence: level of the intervals.
-        ci_method: ``"percentile"`` (the replicates' quantiles) or ``"basic"``
-            (``2·estimate − quantiles``, which corrects the downward bias that resampling
-            with replacement gives plug-in MI estimates: duplicated rows shrink the support).
+        ci_method: ``"basic"`` (default: ``2·estimate − quantiles`` of the replicates,
+            clipped to the score's bounds; it corrects the shift that resampling with
+            replacement gives plug-in MI estimates — duplicated rows change the histogram —
+            which can leave the estimate outside a percentile interval) or
+            ``"percentile"`` (the replicates' quantiles).
         baselines: ``True`` for all, or a list from ``"ground_truth"`` (the factors
             themselves as latents) and ``"random"`` (standard Gaussian latents of the same
             shape): the same suite is computed on each, beside the user's scores.
@@ -298,7 +300,10 @@ def evaluate(
                 lo, hi = np.quantile(arr, [alpha, 1 - alpha])
                 if ci_method == "basic":
                     estimate = results[key[0]].scores()[key[1]]
-                    lo, hi = 2 * estimate - hi, 2 * estimate - lo
+                    bounds = next(
+                        sc.bounds for sc in METRICS[key[0]].scores if sc.name == key[1]
+                    )
+                    lo, hi = np.clip([2 * estimate - hi, 2 * estimate - lo], *bounds)
                 intervals[key] = (float(lo), float(hi))
 
     base_results: dict[str, dict[str, MetricResult]] = {}
