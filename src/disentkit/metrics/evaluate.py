@@ -75,7 +75,7 @@ class Evaluation:
     seed: int = 0
     n_bootstrap: int = 0
     confidence: float = 0.95
-    ci_method: str = "basic"
+    ci_method: str = "percentile"
     seconds: Mapping[str, float] = field(default_factory=dict)
 
     def rows(self) -> list[ScoreRow]:
@@ -212,7 +212,7 @@ def evaluate(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     n_bootstrap: int = 0,
     confidence: float = 0.95,
-    ci_method: str = "basic",
+    ci_method: str = "percentile",
     baselines: bool | Sequence[str] = False,
     shuffle: bool = False,
     n_jobs: int = 1,
@@ -234,11 +234,12 @@ def evaluate(
         n_bootstrap: number of bootstrap replicates (rows resampled with replacement, the
             whole suite recomputed on each) for percentile confidence intervals; 0 for none.
         confidence: level of the intervals.
-        ci_method: ``"basic"`` (default: ``2·estimate − quantiles`` of the replicates,
-            clipped to the score's bounds; it corrects the shift that resampling with
-            replacement gives plug-in MI estimates — duplicated rows change the histogram —
-            which can leave the estimate outside a percentile interval) or
-            ``"percentile"`` (the replicates' quantiles).
+        ci_method: ``"percentile"`` (default: the replicates' quantiles) or ``"basic"``
+            (``2·estimate − quantiles``, clipped to the score's bounds). Resampling with
+            replacement duplicates rows, which shifts plug-in MI estimates (the effective
+            sample shrinks); when that shift exceeds the spread, the percentile interval
+            can miss the point estimate, and the basic interval, which reflects the shift
+            back, sits on the other side of it. Report the method with the interval.
         baselines: ``True`` for all, or a list from ``"ground_truth"`` (the factors
             themselves as latents) and ``"random"`` (standard Gaussian latents of the same
             shape): the same suite is computed on each, beside the user's scores.
