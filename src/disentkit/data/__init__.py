@@ -1,0 +1,22 @@
+"""Datasets with ground-truth factors: procedural ones rendered offline (the default) and
+loaders for the official files. Importing this package registers them all."""
+
+from disentkit.data._base import (
+    DATASETS,
+    DatasetInfo,
+    DatasetSource,
+    FactorDataset,
+    data_root,
+    get_dataset,
+    register_dataset,
+)
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetSource",
+    "FactorDataset",
+    "data_root",
+    "get_dataset",
+    "register_dataset",
+]
