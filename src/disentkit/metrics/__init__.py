@@ -23,6 +23,7 @@ from disentkit.metrics.active import (
 from disentkit.metrics.beta_vae import BetaVAEResult, beta_vae_score
 from disentkit.metrics.evaluate import Evaluation, ScoreRow, default_suite, evaluate
 from disentkit.metrics.factor_vae import FactorVAEResult, factor_vae_score
+from disentkit.metrics.infomec import InfoMECResult, infomec
 from disentkit.metrics.mig import MIGResult, mig
 from disentkit.metrics.modularity import (
     ExplicitnessResult,
@@ -48,6 +49,7 @@ __all__ = [
     "FactorVAEResult",
     "GroundTruthSampler",
     "IdentityFactors",
+    "InfoMECResult",
     "MIGResult",
     "MeanSampledComparison",
     "MetricInfo",
@@ -70,6 +72,7 @@ __all__ = [
     "factor_vae_score",
     "gaussian_kl",
     "histogram_codes",
+    "infomec",
     "metric_id",
     "mig",
     "modularity",

@@ -31,7 +31,10 @@ over (latent, factor) pairs. One detail is reproduced on purpose: for a class so
 distances are computed as ``(x_i² − 2·x_i·x_j) + x_j²`` rather than ``(x_i − x_j)²``; the
 rounding of that formula decides whether the ``k``-th neighbour itself falls inside the
 radius. ``match_sklearn=True`` (the default) computes those classes' radii the same way, so
-the numbers equal sklearn's; ``match_sklearn=False`` uses exact distances everywhere.
+the numbers equal sklearn's; ``match_sklearn=False`` uses exact distances everywhere. The
+difference is not small where tied values meet tiny classes: the cancellation error of that
+formula (≈1e-8 for values of order 1) exceeds the 1e-10 jitter, so sklearn's value there
+depends on rounding (a 1e-15 change of the input can move it by 0.01 nats or more).
 """
 
 from __future__ import annotations
@@ -265,33 +268,22 @@ def _boundary(s: np.ndarray, v: np.ndarray, r: np.ndarray, *, left: bool) -> np.
     interval of the sorted column containing ``v`` itself, since rounding is monotone.
     """
     n = s.shape[0]
-    if left:
-        idx = np.searchsorted(s, (v - r).T.ravel(), side="left").reshape(v.shape[::-1]).T
-        while True:  # move left while the previous element is inside
-            prev = np.maximum(idx - 1, 0)
-            grow = (idx > 0) & (v - s[prev] <= r)
-            if not grow.any():
-                break
-            idx -= grow
-        while True:  # move right while the element at idx is outside
-            shrink = (idx < n) & (v - s[np.minimum(idx, n - 1)] > r)
-            if not shrink.any():
-                break
-            idx += shrink
-    else:
-        idx = np.searchsorted(s, (v + r).T.ravel(), side="right").reshape(v.shape[::-1]).T
-        while True:  # move right while the element at idx is inside
-            grow = (idx < n) & (s[np.minimum(idx, n - 1)] - v <= r)
-            if not grow.any():
-                break
-            idx += grow
-        while True:  # move left while the last element is outside
-            prev = np.maximum(idx - 1, 0)
-            shrink = (idx > 0) & (s[prev] - v > r)
-            if not shrink.any():
-                break
-            idx -= shrink
-    return idx
+    thresholds = (v - r) if left else (v + r)
+    side = "left" if left else "right"
+    idx = np.searchsorted(s, thresholds.T.ravel(), side=side).reshape(v.shape[::-1]).T
+    while True:
+        below = s[np.maximum(idx - 1, 0)]  # last element before the boundary
+        above = s[np.minimum(idx, n - 1)]  # first element from the boundary on
+        if left:
+            grow = (idx > 0) & (v - below <= r)  # the element before is inside
+            shrink = (idx < n) & (v - above > r)  # the element at idx is outside
+        else:
+            grow = (idx < n) & (above - v <= r)  # the element at idx is inside
+            shrink = (idx > 0) & (below - v > r)  # the element before is outside
+        if not (grow.any() or shrink.any()):
+            return idx
+        step = grow.astype(np.intp) - shrink.astype(np.intp)
+        idx += -step if left else step
 
 
 def _brute_kth(v: np.ndarray, lay: _FactorLayout) -> np.ndarray:

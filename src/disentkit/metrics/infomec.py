@@ -1,0 +1,415 @@
+"""InfoMEC: InfoM (modularity), InfoE (explicitness), InfoC (compactness) of Hsu et al. 2023.
+
+Reference: K. Hsu, W. Dorrell, J. Whittington, J. Wu, C. Finn, "Disentanglement via Latent
+Quantization", NeurIPS 2023, and its code (``disentangle/metrics/infomec.py``, the standalone
+evaluation; ``disentangle/metrics/{mutual_information,explicitness}.py``, the training-time
+variant).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from disentkit._random import SeedLike, as_generator
+from disentkit._validation import (
+    check_choice,
+    check_fraction,
+    check_positive_int,
+    encode_labels,
+    prepare,
+)
+from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
+from disentkit.metrics._mi import ESTIMATORS, MutualInfo
+from disentkit.metrics._mi_cache import MICache, resolve_mi
+from disentkit.metrics._split import split_train_test
+
+LATENT_TYPES = ("auto", "continuous", "discrete")
+PRUNING = ("standalone", "training", "none")
+INFOE_SPLITS = ("same", "heldout")
+#: ``latent_type="auto"`` calls a column discrete when it takes at most this many values
+#: (and at most half as many as there are samples).
+MAX_DISCRETE_VALUES = 64
+#: Range fractions below which a latent counts as inactive (LQ standalone / training code).
+PRUNE_FRACTION = {"standalone": 1 / 20, "training": 1 / 8}
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoMECResult(MetricResult):
+    """InfoM, InfoC, InfoE and their diagnostics.
+
+    Matrices are ``(n_latents, n_factors)`` (disentkit's orientation; LQ stores the
+    transpose). ``n_factors`` counts the kept factors (see ``skipped_factors``).
+
+    Attributes:
+        infom: modularity: does each active latent inform about one factor only?
+        infoc: compactness: is each factor captured by one active latent only?
+        infoe: explicitness: how much of each factor a linear classifier reads out.
+        nmi: ``(D, K)`` normalised MI ``I(z_d; s_k) / H(s_k)`` clipped to ``[0, 1]``.
+        mutual_info: ``(D, K)`` MI in nats, as estimated (before normalising and clipping).
+        factor_entropy: ``(K,)`` plug-in entropy of each factor, nats.
+        latent_type: ``"continuous"`` or ``"discrete"`` (resolved when ``"auto"``).
+        latent_range: ``(D,)`` max − min of each raw latent.
+        active: ``(D,)`` bool, latents kept by pruning.
+        infom_counted: ``(D,)`` bool, active latents with a non-zero NMI column (InfoM's mean).
+        infom_per_latent: ``(D,)`` normalised max/sum ratio per latent; 0 where not counted.
+        infoc_per_factor: ``(K,)`` normalised max/sum ratio per factor over active latents.
+        unencoded_factors: factors (user's column indices) with zero NMI in every active
+            latent; each scores 0 in InfoC.
+        infoe_per_factor: ``(K,)`` ``max(0, (H_null − CE) / H_null)``.
+        cross_entropy: ``(K,)`` log-loss CE of the classifier on the scored rows, nats.
+        null_entropy: ``(K,)`` log-loss of the same classifier on all-zero features.
+        infoe_clipped: factors whose classifier did worse than the null (InfoE set to 0).
+        infoe_n_iter: ``(K,)`` lbfgs iterations used (100 = stopped at ``max_iter``).
+    """
+
+    SCORES = ("infom", "infoc", "infoe")
+
+    infom: float
+    infoc: float
+    infoe: float
+    nmi: np.ndarray
+    mutual_info: np.ndarray
+    factor_entropy: np.ndarray
+    latent_type: str
+    latent_range: np.ndarray
+    active: np.ndarray
+    infom_counted: np.ndarray
+    infom_per_latent: np.ndarray
+    infoc_per_factor: np.ndarray
+    unencoded_factors: tuple[int, ...]
+    infoe_per_factor: np.ndarray
+    cross_entropy: np.ndarray
+    null_entropy: np.ndarray
+    infoe_clipped: tuple[int, ...]
+    infoe_n_iter: np.ndarray
+
+
+@register_metric(
+    "infomec",
+    scores=(
+        ScoreInfo("infom", zero_when_independent=False),
+        ScoreInfo("infoc", zero_when_independent=False),
+        ScoreInfo("infoe", zero_when_independent=True),
+    ),
+    fast_options={"infoe_max_samples": 2000},
+    reference="Hsu et al. 2023 (latent quantization); LQ disentangle/metrics/infomec.py",
+)
+def infomec(
+    latents: object,
+    factors: object,
+    *,
+    latent_type: str = "auto",
+    estimator: str | None = None,
+    n_neighbors: int = 10,
+    standardize: bool = True,
+    n_bins: int = 20,
+    pruning: str = "standalone",
+    infoe_split: str = "same",
+    train_fraction: float = 0.8,
+    shuffle: bool = False,
+    infoe_max_samples: int | None = None,
+    seed: SeedLike = None,
+    n_jobs: int | None = 1,
+    mi: MutualInfo | MICache | None = None,
+) -> InfoMECResult:
+    """InfoM, InfoC and InfoE (Hsu et al. 2023).
+
+    With ``NMI[d, k] = I(z_d; s_k) / H(s_k)`` (clipped to ``[0, 1]``; kNN estimates can
+    exceed ``H(s_k)`` slightly), ``K`` factors and the ``n_a`` active latents:
+
+    - ``InfoM = (mean_d max_k NMI[d, k] / Σ_k NMI[d, k] − 1/K) / (1 − 1/K)`` over active
+      latents whose NMI column is not all zero;
+    - ``InfoC = (mean_k max_d NMI[d, k] / Σ_d NMI[d, k] − 1/n_a) / (1 − 1/n_a)`` with ``d``
+      over active latents; a factor no active latent informs about scores 0 (LQ: NaN);
+    - ``InfoE = mean_k (H_null − CE_k) / H_null``, ``CE_k`` the log-loss of a multinomial
+      logistic regression predicting ``s_k`` from all latents, ``H_null`` that of the same
+      classifier on all-zero features (``= log(#classes)`` under balanced class weights);
+      clipped at 0 where the classifier does worse than the null.
+
+    Reference choices (LQ's standalone ``infomec.py``): continuous latents — kNN MI
+    (Ross 2014, as ``mutual_info_classif``) with ``n_neighbors=10`` on standardised latents;
+    discrete latents (quantized values, code indices) — plug-in MI of the distinct values.
+    Pruning ``"standalone"``: a continuous latent is active when its range (max − min of the
+    raw values) exceeds 1/20 of the largest range, a discrete one when its range is > 0.
+    ``"training"`` (LQ's training-time code): range > 1/8 of the largest, for both types (that
+    code also uses ``n_neighbors=3, standardize=False``); ``"none"``: every latent is active.
+    InfoE's classifier is ``LogisticRegression(C=inf, solver="lbfgs", max_iter=100,
+    tol=1e-4, class_weight="balanced")`` on standardised continuous latents or one-hot
+    discrete latents; CE is the unweighted log-loss (``sklearn.metrics.log_loss`` of
+    ``predict_proba``), fit and scored on the same rows (``infoe_split="same"``, as LQ).
+
+    Edge cases, defined rather than NaN: ``K = 1`` gives InfoM 1 (0 if no active latent is
+    informative); ``n_a = 1`` gives each encoded factor an InfoC of 1; no active latent gives
+    InfoM = InfoC = 0. For latents independent of the factors, InfoM and InfoC are *not* ≈0:
+    they are max/sum ratios of noise-level NMI (many kNN estimates clipped at 0), typically
+    ≈0.3–0.6 and anywhere in ≈0.2–0.9 from draw to draw; compare with a random baseline of
+    the same shape. InfoE of independent latents is ≈0 (in-sample overfit: ≈0.01–0.02 at
+    1,000 rows, less with more).
+
+    InfoE's features are *all* latents, pruned or not (as LQ), standardised with the
+    statistics of all rows (constant latents become 0). ``infoe_split="heldout"`` fits on the
+    first ``ceil(train_fraction · n)`` rows (or a seeded permutation with ``shuffle=True``)
+    and scores the rest; a class present in the scored rows but absent from the training
+    rows is an error.
+
+    Args:
+        latents: float ``(n_samples, n_latents)``.
+        factors: integer ``(n_samples, n_factors)``.
+        latent_type: ``"auto"`` (discrete when every column takes at most
+            ``min(64, n_samples // 2)`` distinct values), ``"continuous"`` or
+            ``"discrete"``. Decides the default estimator, the pruning rule and InfoE's
+            features.
+        estimator: MI estimator, ``"knn"``, ``"discrete"`` or ``"histogram"`` (LQ logs 20
+            bins as a sensitivity check); ``None`` picks ``"knn"`` for continuous latents and
+            ``"discrete"`` for discrete ones.
+        n_neighbors: k of the kNN estimator (LQ standalone 10; training-time 3).
+        standardize: centre and scale latents before the kNN estimator (LQ standalone);
+            kNN MI is shift- and scale-invariant, so this only moves the ``1e-10`` jitter.
+        n_bins: bins per latent for ``estimator="histogram"``.
+        pruning: ``"standalone"``, ``"training"`` or ``"none"`` (see above).
+        infoe_split: ``"same"`` (fit and score on all rows, LQ) or ``"heldout"`` (fit on a
+            train split, score on the rest).
+        train_fraction: train share for ``infoe_split="heldout"``.
+        shuffle: permute rows (with ``seed``) before the held-out split; by default the
+            first ``ceil(train_fraction · n)`` rows train.
+        infoe_max_samples: fit (and score) InfoE's classifiers on at most this many rows:
+            the first ones, or a seeded subsample with ``shuffle=True``. A speed option
+            (``mode="fast"`` uses 2000; InfoM and InfoC are unaffected); ``None``: all rows.
+        seed: seeds the kNN jitter and, when used, the shuffled split or subsample.
+        n_jobs: parallel jobs for the per-factor classifiers (identical results).
+        mi: a precomputed :class:`MutualInfo` for these inputs (its estimator and options
+            must equal the ones asked for here, else ``ValueError``), or an :class:`MICache`
+            shared between metrics.
+
+    Returns:
+        :class:`InfoMECResult`, scores in ``[0, 1]``; ``metric_id`` names the estimator,
+        pruning and InfoE split, e.g. ``infomec/knn10std-prune20-insample@1``.
+
+    Example:
+        >>> s = np.indices((4, 3)).reshape(2, -1).T.repeat(10, axis=0)  # (120, 2) grid
+        >>> r = infomec(s * 0.25, s)  # two discrete latents, one per factor
+        >>> r.latent_type, round(r.infom, 3), round(r.infoc, 3), r.infoe > 0.99
+        ('discrete', 1.0, 1.0, True)
+        >>> r.metric_id
+        'infomec/discrete-prune20-insample@1'
+    """
+    p = prepare(latents, factors, metric="infomec")
+    latent_type = check_choice(latent_type, "latent_type", LATENT_TYPES)
+    pruning = check_choice(pruning, "pruning", PRUNING)
+    infoe_split = check_choice(infoe_split, "infoe_split", INFOE_SPLITS)
+    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
+    n_bins = check_positive_int(n_bins, "n_bins", minimum=2)
+    train_fraction = check_fraction(train_fraction, "train_fraction")
+    if infoe_max_samples is not None:
+        infoe_max_samples = check_positive_int(infoe_max_samples, "infoe_max_samples", minimum=2)
+    for flag, name in ((standardize, "standardize"), (shuffle, "shuffle")):
+        if not isinstance(flag, bool | np.bool_):
+            raise ValueError(f"{name} must be True or False; received {flag!r}")
+    if latent_type == "auto":
+        latent_type = _detect_latent_type(p.latents)
+    if estimator is None:
+        estimator = "knn" if latent_type == "continuous" else "discrete"
+    estimator = check_choice(estimator, "estimator", ESTIMATORS)
+
+    mi = resolve_mi(
+        mi, p.latents, p.factors, p.factor_sizes, estimator=estimator, n_bins=n_bins,
+        n_neighbors=n_neighbors, standardize=standardize, seed=seed,
+    )
+    nmi = mi.normalized()  # (D, K), clipped to [0, 1]
+
+    latent_range = p.latents.max(axis=0) - p.latents.min(axis=0)
+    active = _active_latents(latent_range, latent_type, pruning)
+    infom, infom_per_latent, counted = _infom(nmi, active)
+    infoc, infoc_per_factor, unencoded = _infoc(nmi, active)
+
+    rows_fit, rows_score, split_info = _infoe_rows(
+        p.n_samples, infoe_split, train_fraction, shuffle, infoe_max_samples, seed
+    )
+    features = _infoe_features(p.latents, latent_type)
+    # One BLAS thread per fit: these problems are small and BLAS threads only contend;
+    # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
+    # lbfgs often stops at max_iter=100, as in the reference: its ConvergenceWarning is
+    # silenced (here, not in the threads: warning filters are process-wide) and n_iter kept.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fits = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(_infoe_one_factor)(features, p.factors[:, j], rows_fit, rows_score, k)
+            for j, k in enumerate(p.kept_factors)
+        )
+    ce = np.array([f[0] for f in fits])
+    h_null = np.array([f[1] for f in fits])
+    n_iter = np.array([f[2] for f in fits], dtype=np.int64)
+    raw = (h_null - ce) / h_null
+    infoe_per_factor = np.clip(raw, 0.0, 1.0)
+    kept = np.asarray(p.kept_factors)
+
+    prune_tag = {"standalone": "prune20", "training": "prune8", "none": "noprune"}[pruning]
+    split_tag = "insample" if infoe_split == "same" else f"heldout{round(100 * train_fraction)}"
+    if infoe_max_samples is not None:
+        split_tag += f"-max{infoe_max_samples}"
+    options: dict[str, Any] = {
+        "latent_type": latent_type,
+        "estimator": mi.estimator,
+        **mi.options,
+        "pruning": pruning,
+        "infoe_split": infoe_split,
+        "infoe_max_samples": infoe_max_samples,
+        "nmi_clipped": True,
+        **split_info,
+    }
+    return InfoMECResult(
+        metric_id=metric_id("infomec", f"{mi.variant}-{prune_tag}-{split_tag}"),
+        options=options,
+        n_samples=p.n_samples,
+        skipped_factors=p.skipped_factors,
+        infom=infom,
+        infoc=infoc,
+        infoe=float(np.mean(infoe_per_factor)),
+        nmi=nmi,
+        mutual_info=mi.matrix,
+        factor_entropy=mi.factor_entropy,
+        latent_type=latent_type,
+        latent_range=latent_range,
+        active=active,
+        infom_counted=counted,
+        infom_per_latent=infom_per_latent,
+        infoc_per_factor=infoc_per_factor,
+        unencoded_factors=tuple(int(k) for k in kept[unencoded]),
+        infoe_per_factor=infoe_per_factor,
+        cross_entropy=ce,
+        null_entropy=h_null,
+        infoe_clipped=tuple(int(k) for k in kept[raw < 0]),
+        infoe_n_iter=n_iter,
+    )
+
+
+def _detect_latent_type(z: np.ndarray) -> str:
+    """Discrete when every column takes ≤ min(64, n // 2) distinct values."""
+    limit = min(MAX_DISCRETE_VALUES, z.shape[0] // 2)
+    s = np.sort(z, axis=0)
+    n_unique = 1 + np.count_nonzero(s[1:] != s[:-1], axis=0)  # (D,)
+    return "discrete" if bool(np.all(n_unique <= limit)) else "continuous"
+
+
+def _active_latents(latent_range: np.ndarray, latent_type: str, pruning: str) -> np.ndarray:
+    """LQ's range rule: ``range > max range · fraction`` (``> 0`` for standalone discrete)."""
+    if pruning == "none":
+        return np.ones(latent_range.shape, dtype=bool)
+    if pruning == "standalone" and latent_type == "discrete":
+        return latent_range > 0
+    return latent_range > latent_range.max() * PRUNE_FRACTION[pruning]
+
+
+def _infom(nmi: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    n_factors = nmi.shape[1]
+    total = nmi.sum(axis=1)  # (D,)
+    counted = active & (total > 0)
+    per_latent = np.zeros(nmi.shape[0])
+    if not counted.any():
+        return 0.0, per_latent, counted
+    ratio = nmi[counted].max(axis=1) / total[counted]
+    if n_factors == 1:
+        per_latent[counted] = 1.0
+    else:
+        per_latent[counted] = (ratio - 1 / n_factors) / (1 - 1 / n_factors)
+    return float(np.mean(per_latent[counted])), per_latent, counted
+
+
+def _infoc(nmi: np.ndarray, active: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    n_active = int(active.sum())
+    sub = nmi[active]  # (n_a, K)
+    total = sub.sum(axis=0)  # (K,)
+    encoded = total > 0
+    per_factor = np.zeros(nmi.shape[1])
+    if n_active == 1:
+        per_factor[encoded] = 1.0
+    elif n_active > 1:
+        ratio = sub[:, encoded].max(axis=0) / total[encoded]
+        per_factor[encoded] = (ratio - 1 / n_active) / (1 - 1 / n_active)
+    return float(np.mean(per_factor)), per_factor, ~encoded
+
+
+def _infoe_rows(
+    n: int,
+    split: str,
+    train_fraction: float,
+    shuffle: bool,
+    max_samples: int | None,
+    seed: SeedLike,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Rows the classifiers are fit on and rows their log-loss is computed on."""
+    if split == "same":
+        rows = np.arange(n)
+        info: dict[str, Any] = {}
+        if max_samples is not None and max_samples < n:
+            rows = np.sort(as_generator(seed).permutation(n)[:max_samples]) if shuffle else (
+                rows[:max_samples]
+            )
+            info["shuffle"] = shuffle
+        return rows, rows, info
+    s = split_train_test(
+        n, train_fraction=train_fraction, shuffle=shuffle, seed=seed, metric="infomec"
+    )
+    fit, score = s.train[:max_samples], s.test[:max_samples]  # [:None] keeps all
+    return fit, score, {**s.describe(), "n_train": int(fit.size), "n_test": int(score.size)}
+
+
+def _infoe_features(z: np.ndarray, latent_type: str) -> np.ndarray | sparse.csr_matrix:
+    """Standardised continuous latents (constant → 0) or one-hot discrete latents."""
+    if latent_type == "continuous":
+        std = z.std(axis=0)
+        return (z - z.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    codes, sizes = encode_labels(z)
+    n, d = codes.shape
+    cols = (codes + np.concatenate([[0], np.cumsum(sizes)[:-1]])).ravel()
+    rows = np.repeat(np.arange(n), d)
+    return sparse.csr_matrix(
+        (np.ones(n * d), (rows, cols)), shape=(n, int(sizes.sum()))
+    )
+
+
+def _classifier() -> LogisticRegression:
+    return LogisticRegression(
+        C=np.inf, solver="lbfgs", max_iter=100, tol=1e-4, class_weight="balanced",
+        fit_intercept=True,
+    )
+
+
+def _log_loss(model: LogisticRegression, x: Any, y: np.ndarray) -> float:
+    """Unweighted mean log-loss, with probabilities clipped as ``sklearn.metrics.log_loss``."""
+    proba = model.predict_proba(x)  # (n, C), columns = model.classes_
+    col = np.searchsorted(model.classes_, y)
+    eps = np.finfo(proba.dtype).eps
+    return float(-np.mean(np.log(np.clip(proba[np.arange(y.size), col], eps, 1 - eps))))
+
+
+def _infoe_one_factor(
+    features: Any, y: np.ndarray, rows_fit: np.ndarray, rows_score: np.ndarray, k: int
+) -> tuple[float, float, int]:
+    y_fit, y_score = y[rows_fit], y[rows_score]
+    classes = np.unique(y_fit)
+    if classes.size < 2:
+        raise ValueError(
+            f"infomec: InfoE needs at least 2 classes of factor {k} among the rows the "
+            f"classifier is fit on; received {classes.size} in {rows_fit.size} rows"
+        )
+    unseen = np.setdiff1d(np.unique(y_score), classes)
+    if unseen.size:
+        raise ValueError(
+            f"infomec: factor {k} has classes {unseen.tolist()} in the held-out rows that "
+            "the training rows lack; use shuffle=True or more samples"
+        )
+    model = _classifier().fit(features[rows_fit], y_fit)
+    null = _classifier().fit(np.zeros((rows_fit.size, 1)), y_fit)
+    ce = _log_loss(model, features[rows_score], y_score)
+    h_null = _log_loss(null, np.zeros((rows_score.size, 1)), y_score)
+    return ce, h_null, int(model.n_iter_.max())
