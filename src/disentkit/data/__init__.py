@@ -10,12 +10,14 @@ from disentkit.data._base import (
     get_dataset,
     register_dataset,
 )
+from disentkit.data.shapes3d_procedural import Shapes3DProcedural
 
 __all__ = [
     "DATASETS",
     "DatasetInfo",
     "DatasetSource",
     "FactorDataset",
+    "Shapes3DProcedural",
     "data_root",
     "get_dataset",
     "register_dataset",
