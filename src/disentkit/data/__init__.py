@@ -10,15 +10,28 @@ from disentkit.data._base import (
     get_dataset,
     register_dataset,
 )
+from disentkit.data.procedural import DSpritesProcedural, XYObject
+from disentkit.data.sampling import (
+    CorrelatedFactorDataset,
+    pair_probabilities,
+    sample_correlated_factors,
+    with_correlated_factors,
+)
 from disentkit.data.shapes3d_procedural import Shapes3DProcedural
 
 __all__ = [
     "DATASETS",
+    "CorrelatedFactorDataset",
+    "DSpritesProcedural",
     "DatasetInfo",
     "DatasetSource",
     "FactorDataset",
     "Shapes3DProcedural",
+    "XYObject",
     "data_root",
     "get_dataset",
+    "pair_probabilities",
     "register_dataset",
+    "sample_correlated_factors",
+    "with_correlated_factors",
 ]

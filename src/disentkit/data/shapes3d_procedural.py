@@ -68,6 +68,7 @@ import numpy as np
 
 from disentkit._validation import DisentkitWarning
 from disentkit.data._base import DatasetSource, FactorDataset, data_root, register_dataset
+from disentkit.data._raster import hsv_to_rgb as _hsv_to_rgb
 
 __all__ = [
     "FACTOR_NAMES",
@@ -177,11 +178,7 @@ def hsv_to_rgb(h: object, s: float = SATURATION, v: float = VALUE) -> np.ndarray
         >>> hsv_to_rgb([0.0, 1 / 3], s=1.0, v=1.0).round(6).tolist()
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
-    h = np.mod(np.asarray(h, dtype=np.float64), 1.0)
-    # Standard piecewise-linear HSV: channel k takes v − v·s·clip(min(m, 4 − m), 0, 1)
-    # with m = (k_offset + 6h) mod 6 and offsets 5, 3, 1 for R, G, B.
-    m = np.mod(np.array([5.0, 3.0, 1.0]) + 6.0 * h[..., None], 6.0)
-    return v - v * s * np.clip(np.minimum(m, 4.0 - m), 0.0, 1.0)
+    return _hsv_to_rgb(np.mod(np.asarray(h, dtype=np.float64), 1.0), s, v)
 
 
 # ======================================================================= signed distances
