@@ -26,9 +26,11 @@ factors is 2·10¹⁰ (sample, latent, factor) increments):
   depend on the number of threads).
 - Codes travel as ``uint8`` ``(n_latents, n_samples)`` (one contiguous row per latent), so
   memory is the input plus ``n_samples × n_latents`` bytes, never ``n × D × K``.
-- Histogram codes are computed in row blocks (no full float64 copy of float32 input) from a
-  floating-point estimate, then checked against the exact ``np.histogram`` edges and corrected
-  where they disagree, so they equal ``np.digitize`` bit for bit.
+- Histogram codes are computed in row blocks (no float64 copy of the whole input) from a
+  float64 estimate ``floor((z − first) · scale)``. Values the estimate could put in the wrong
+  bin (those within a per-latent, computed slack of a bin boundary; see :class:`_Bins`) are
+  compared with ``np.histogram``'s own edges, so the codes equal ``np.digitize``'s bit for
+  bit.
 """
 
 from __future__ import annotations
@@ -113,12 +115,23 @@ def _code_dtype(n_codes: int) -> np.dtype:
 
 @dataclass(frozen=True)
 class _Bins:
-    """Per-latent equal-width bins, exactly ``np.histogram``'s edges.
+    """Per-latent equal-width bins: exactly ``np.histogram``'s edges, and what the fast
+    estimate of a code needs.
+
+    The estimate of a value's code is ``floor(t(z))`` with ``t(z) = (z − first) · scale``
+    in float64. Rounded float operations are monotone, so ``t`` never reorders values:
+    ``t(z) < t(e) ⇒ z < e`` and ``t(z) > t(e) ⇒ z > e`` for any edge ``e``. With
+    ``slack = max_j |t(e_j) − j|`` over the interior edges, a value whose ``t`` lies more
+    than ``slack`` from every integer sits on the same side of every edge ``e_j`` as ``t``
+    does of ``j``, so its estimate is its code; the few others (within ``slack`` of an
+    integer: values on or next to an edge) are decided by comparing with the edges.
 
     Attributes:
         n_bins: bins per latent.
-        first: ``(D,)`` first edge of each latent.
-        scale: ``(D,)`` ``n_bins / (last edge − first edge)``, for the estimate.
+        first: ``(D,)`` origin of the estimate (the first edge; 0 where the range overflows).
+        scale: ``(D,)`` ``n_bins / (last edge − first edge)`` (0 where that overflows).
+        slack: ``(D,)`` ``max_j |t(e_j) − j|`` (inf where the estimate is unusable: every
+            value of that latent is then decided by the edges).
         bounds: flat ``(D · (n_bins + 1),)``: latent ``d``'s row is
             ``[−inf, e_1, ..., e_{n_bins−1}, +inf]`` (its interior edges), so code ``c`` is
             right exactly when ``bounds[d, c] <= z < bounds[d, c + 1]``.
@@ -128,6 +141,7 @@ class _Bins:
     n_bins: int
     first: np.ndarray
     scale: np.ndarray
+    slack: np.ndarray
     bounds: np.ndarray
     offsets: np.ndarray
 
@@ -166,49 +180,62 @@ def _histogram_bins(latents: np.ndarray, n_bins: int) -> _Bins:
         if first == last:
             first, last = first - 0.5, last + 0.5
         edges[j] = np.linspace(first, last, n_bins + 1)
+    first = edges[:, 0].copy()
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        scale = n_bins / (edges[:, -1] - edges[:, 0])
-    scale[~np.isfinite(scale)] = 0.0  # a range that overflows: the estimate is 0, then fixed
+        scale = n_bins / (edges[:, -1] - first)
+        usable = np.isfinite(scale) & (scale > 0)
+        first[~usable] = 0.0  # keeps z − first finite; with scale 0, t = 0
+        scale[~usable] = 0.0
+        # t of every interior edge, by the very operations applied to the data below.
+        t_edges = np.subtract(edges[:, 1:-1], first[:, None])
+        t_edges *= scale[:, None]
+        slack = np.abs(t_edges - np.arange(1, n_bins)).max(axis=1, initial=0.0)
+    slack[~(usable & np.isfinite(slack) & (slack < 0.25))] = np.inf
     bounds = edges.copy()
     bounds[:, 0] = -np.inf
     bounds[:, -1] = np.inf
     return _Bins(
         n_bins=n_bins,
-        first=edges[:, 0].copy(),
+        first=first,
         scale=scale,
+        slack=slack,
         bounds=bounds.ravel(),
         offsets=np.arange(d, dtype=np.intp) * (n_bins + 1),
     )
 
 
-def _bin_rows(z: np.ndarray, bins: _Bins) -> np.ndarray:
-    """Histogram codes of a row block ``z`` ``(r, D)``: intp ``(r, D)`` in ``[0, n_bins)``."""
+def _bin_rows(z: np.ndarray, bins: _Bins, dtype: np.dtype) -> np.ndarray:
+    """Histogram codes of a row block ``z`` ``(r, D)``: ``(r, D)`` in ``[0, n_bins)``.
+
+    ``dtype`` must hold ``n_bins`` (the estimate can reach it before clipping).
+    """
     t = np.subtract(z, bins.first, dtype=np.float64)  # float32 input is widened per block
-    t *= bins.scale
-    np.clip(t, 0, bins.n_bins - 1, out=t)
-    code = t.astype(np.intp)  # floor: t >= 0
-    code += bins.offsets  # flat index into bins.bounds
-    wrong = z < bins.bounds.take(code)  # the estimate can be one bin off next to an edge
-    code += 1
-    wrong |= z >= bins.bounds.take(code)
-    code -= 1
-    if wrong.any():
-        _fix_codes(z, code, wrong, bins)
-    code -= bins.offsets
+    t *= bins.scale  # ≥ 0
+    code = t.astype(dtype)  # floor
+    np.minimum(code, bins.n_bins - 1, out=code)
+    near = np.rint(t)
+    t -= near
+    np.abs(t, out=t)  # distance to the nearest integer
+    unsure = t <= bins.slack
+    if unsure.any():
+        _settle_codes(z, code, unsure, bins)
     return code
 
 
-def _fix_codes(z: np.ndarray, code: np.ndarray, wrong: np.ndarray, bins: _Bins) -> None:
-    """Move each wrong code one bin at a time towards the bin that holds its value."""
-    pos = np.flatnonzero(wrong)
+def _settle_codes(z: np.ndarray, code: np.ndarray, unsure: np.ndarray, bins: _Bins) -> None:
+    """Decide the ``unsure`` codes by the edges: move each one bin at a time until
+    ``bounds[c] <= z < bounds[c + 1]`` (edges are non-decreasing, so this ends)."""
+    pos = np.flatnonzero(unsure)
     values = z.reshape(-1)[pos]
-    c = code.reshape(-1)[pos]
-    for _ in range(bins.n_bins):  # at most n_bins - 1 moves; edges are non-decreasing
+    c = code.reshape(-1)[pos].astype(np.intp)
+    c += bins.offsets[pos % z.shape[1]]  # index into the flat bounds
+    for _ in range(bins.n_bins):  # at most n_bins - 1 moves
         step = (values >= bins.bounds[c + 1]).astype(np.intp)
         step -= values < bins.bounds[c]
         if not step.any():
             break
         c += step
+    c -= bins.offsets[pos % z.shape[1]]
     code.reshape(-1)[pos] = c
 
 
@@ -217,13 +244,14 @@ def _discretise(latents: np.ndarray, n_bins: int, out: np.ndarray, transposed: b
     n, d = latents.shape
     bins = _histogram_bins(latents, n_bins)
     step = max(1, _BLOCK_ELEMENTS // d)
+    dtype = _code_dtype(n_bins + 1)
 
     def work(rows: tuple[int, int]) -> None:
         for start in range(rows[0], rows[1], step):
             stop = min(start + step, rows[1])
-            code = _bin_rows(_as_float_block(latents[start:stop]), bins)  # (r, D)
-            if transposed:  # narrow first: a transposed copy of small ints is cheap
-                out[:, start:stop] = code.astype(out.dtype).T
+            code = _bin_rows(_as_float_block(latents[start:stop]), bins, dtype)  # (r, D)
+            if transposed:  # a transposed copy of small ints is cheap
+                out[:, start:stop] = code.T
             else:
                 out[start:stop] = code
 
@@ -321,7 +349,7 @@ def _scatter_count(rows: np.ndarray, cols: np.ndarray, ones: np.ndarray, table: 
     nnz = rows.size
     if _fast_scatter_works():
         _coo_todense(table.shape[0], table.shape[1], nnz, rows, cols, ones, table.reshape(-1), 0)
-    else:  # pragma: no cover - same result through the public API (one extra table pass)
+    else:  # the same through scipy's public API (one more pass over the table)
         table += sparse.coo_array((ones[:nnz], (rows, cols)), shape=table.shape).toarray()
 
 
@@ -350,23 +378,31 @@ def _pack_factors(b_sizes: np.ndarray, max_joint: int) -> list[list[int]]:
 def _joint_codes(
     b: np.ndarray, b_sizes: np.ndarray, groups: list[list[int]], dtype: np.dtype
 ) -> list[np.ndarray]:
-    """Joint class of every sample in each composite: mixed radix over its factors' codes."""
-    n = b.shape[0]
-    out = [np.empty(n, dtype=dtype) for _ in groups]
-    step = max(1, 2**16 // max(b.shape[1], 1))
+    """Joint class of every sample in each composite: mixed radix over its factors' codes.
+
+    One small matrix product per row block, ``codes (r, K) @ strides (K, G)``, in float64:
+    exact, as every joint class is an integer below 2**53.
+    """
+    n, k = b.shape
+    strides = np.zeros((k, len(groups)))  # (K, G): place value of factor k in composite g
+    for g, ks in enumerate(groups):
+        place = 1
+        for f in reversed(ks):  # the last factor is the least significant digit
+            strides[f, g] = place
+            place *= int(b_sizes[f])
+    if strides.max(initial=1) * max(int(b_sizes.max(initial=1)), 1) >= 2**53:  # pragma: no cover
+        raise ValueError("factor classes beyond 2**53 are not supported")
+    out = np.empty((len(groups), n), dtype=dtype)  # (G, n)
+    step = max(1, 2**16 // max(k, 1))
 
     def work(rows: tuple[int, int]) -> None:
         for start in range(rows[0], rows[1], step):
-            block = np.asarray(b[start : min(start + step, rows[1])], dtype=np.int64)  # (r, K)
-            for g, ks in enumerate(groups):
-                code = block[:, ks[0]].copy()
-                for k in ks[1:]:
-                    code *= int(b_sizes[k])
-                    code += block[:, k]
-                out[g][start : start + code.size] = code
+            stop = min(start + step, rows[1])
+            joint = np.asarray(b[start:stop], dtype=np.float64) @ strides  # (r, G)
+            out[:, start:stop] = joint.T  # exact integers
 
-    _parallel_map(work, _ranges(n, 4 * _n_threads()), n * b.shape[1])
-    return out
+    _parallel_map(work, _ranges(n, 4 * _n_threads()), n * k)
+    return list(out)
 
 
 def _marginals(table: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
@@ -421,11 +457,11 @@ def _count_latent(
         table = np.zeros((size, joint), dtype=np.int32)
         total = None
         for start in range(0, n, step):
-            if start:  # pragma: no cover - more than 2**30 rows: flush into int64
+            if start:  # more than _ROWS_PER_COUNT rows: flush the int32 counts into int64
                 total = table.astype(np.int64) if total is None else total + table
                 table[...] = 0
             _scatter_count(row[start : start + step], jc[start : start + step], ones, table)
-        if total is not None:  # pragma: no cover
+        if total is not None:
             table = total + table
         parts = _marginals(table, [int(b_sizes[k]) for k in ks])
         result.extend(zip(ks, parts, strict=True))
@@ -595,16 +631,25 @@ def mi_from_contingency(
     Returns:
         float64 ``(D, K)``.
     """
+    a_sizes = np.asarray(a_sizes, dtype=np.int64)
+    b_sizes = np.asarray(b_sizes, dtype=np.int64)
     a_id = np.repeat(np.arange(a_sizes.size), a_sizes)  # latent of each table row
     b_id = np.repeat(np.arange(b_sizes.size), b_sizes)  # factor of each table column
     # Row and column marginals of each block: the same for every block of a row/column.
     pa = table[:, b_id == 0].sum(axis=1) / n_samples  # (Σa,)
     pb = table[a_id == 0, :].sum(axis=0) / n_samples  # (Σb,)
-    rows, cols = np.nonzero(table)
-    p = table[rows, cols] / n_samples
-    terms = p * (np.log(p) - np.log(pa[rows]) - np.log(pb[cols]))
+    # Dense over the table (no gathers): empty cells contribute an exact 0, so each block
+    # sums the same terms in the same (row-major) order as a sum over non-empty cells.
+    p = table / n_samples
+    filled = table > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.log(p, out=np.zeros_like(p), where=filled)
+        inner -= np.log(pa)[:, None]
+        inner -= np.log(pb)[None, :]
+    terms = np.multiply(p, inner, out=np.zeros_like(p), where=filled)
+    block = (a_id * b_sizes.size)[:, None] + b_id[None, :]  # (Σa, Σb) block of each cell
     mi = np.bincount(
-        a_id[rows] * b_sizes.size + b_id[cols], weights=terms, minlength=a_sizes.size * b_sizes.size
+        block.ravel(), weights=terms.ravel(), minlength=a_sizes.size * b_sizes.size
     ).reshape(a_sizes.size, b_sizes.size)
     return np.maximum(mi, 0.0)
 
