@@ -1,0 +1,24 @@
+"""Models under one interface (see :mod:`disentkit.models._base`). Importing this package
+registers every model; it imports torch."""
+
+from disentkit.models._base import (
+    MODELS,
+    Encoding,
+    ExtraStep,
+    Model,
+    ModelInfo,
+    Output,
+    build_model,
+    register_model,
+)
+
+__all__ = [
+    "MODELS",
+    "Encoding",
+    "ExtraStep",
+    "Model",
+    "ModelInfo",
+    "Output",
+    "build_model",
+    "register_model",
+]
