@@ -51,19 +51,32 @@ def _check_2d(arr: np.ndarray, name: str, columns: str) -> None:
         )
 
 
+_BLOCK_ELEMENTS = 2**22  # elements checked at once: bounded memory on large arrays
+
+
 def _check_finite(arr: np.ndarray, name: str) -> None:
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise ValueError(
-                f"{name} must be finite; received {int(bad.sum())} NaN/inf value(s), "
-                f"first at row {row}, column {col} ({arr[row, col]})"
-            )
+    if not np.issubdtype(arr.dtype, np.floating):
+        return
+    rows = max(1, _BLOCK_ELEMENTS // max(1, int(np.prod(arr.shape[1:], dtype=np.int64))))
+    for start in range(0, arr.shape[0], rows):
+        block = arr[start : start + rows]
+        if np.isfinite(block).all():
+            continue
+        bad = ~np.isfinite(arr)  # only on failure: count and locate for the message
+        row, col = np.argwhere(bad)[0][:2]
+        raise ValueError(
+            f"{name} must be finite; received {int(bad.sum())} NaN/inf value(s), "
+            f"first at row {row}, column {col} ({arr[row, col]})"
+        )
 
 
-def check_latents(latents: object, *, name: str = "latents") -> np.ndarray:
+def check_latents(
+    latents: object, *, name: str = "latents", keep_float32: bool = False
+) -> np.ndarray:
     """Validate a representation and return it as float64 ``(n_samples, n_latents)``.
+
+    With ``keep_float32=True`` a float32 array is returned as it is (no float64 copy), for
+    estimators that are exact on float32 input (the histogram MI estimator).
 
     Raises:
         TypeError: non-numeric input.
@@ -76,6 +89,8 @@ def check_latents(latents: object, *, name: str = "latents") -> np.ndarray:
     arr = _as_array(latents, name)
     _check_2d(arr, name, "n_latents")
     _check_finite(arr, name)
+    if keep_float32 and arr.dtype == np.float32:
+        return np.ascontiguousarray(arr)
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
@@ -137,9 +152,18 @@ def encode_labels(factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.empty(factors.shape, dtype=np.int64)
     sizes = np.empty(factors.shape[1], dtype=np.int64)
     for k in range(factors.shape[1]):  # per column, not per (latent, factor) pair
-        uniq, inv = np.unique(factors[:, k], return_inverse=True)
-        codes[:, k] = inv.reshape(-1)
-        sizes[k] = uniq.size
+        col = factors[:, k]
+        lo, hi = (int(col.min()), int(col.max())) if col.size else (0, 0)
+        if np.issubdtype(col.dtype, np.integer) and hi - lo < 2**20:
+            # Small integer range: a counting pass instead of a sort (same codes).
+            present = np.bincount(col - lo, minlength=hi - lo + 1) > 0
+            table = np.cumsum(present) - 1
+            codes[:, k] = table[col - lo]
+            sizes[k] = int(present.sum())
+        else:
+            uniq, inv = np.unique(col, return_inverse=True)
+            codes[:, k] = inv.reshape(-1)
+            sizes[k] = uniq.size
     return codes, sizes
 
 
@@ -172,14 +196,17 @@ def prepare(
     *,
     metric: str,
     min_samples: int = 2,
+    keep_float32: bool = False,
 ) -> Prepared:
     """Validate ``(latents, factors)`` for ``metric`` and label-encode the factors.
 
-    Factors that take one value carry no information to score; they are skipped with a
+    ``keep_float32`` passes float32 latents through without a float64 copy (for metrics
+    whose estimator is exact on them). Factors that take one value carry no information to
+    score; they are skipped with a
     :class:`DisentkitWarning` and listed in the result. When every factor is constant, or
     there are fewer than ``min_samples`` rows, a ``ValueError`` says so.
     """
-    lat = check_latents(latents)
+    lat = check_latents(latents, keep_float32=keep_float32)
     fac = check_factors(factors)
     check_same_samples(lat, fac)
     if lat.shape[0] < min_samples:

@@ -77,7 +77,7 @@ def mig(
         >>> round(mig(s.astype(float), s).score, 3)  # finite-sample MI between factors > 0
         0.996
     """
-    p = prepare(latents, factors, metric="mig")
+    p = prepare(latents, factors, metric="mig", keep_float32=estimator == "histogram")
     mi = resolve_mi(
         mi, p.latents, p.factors, p.factor_sizes,
         estimator=estimator, n_bins=n_bins, n_neighbors=n_neighbors, seed=seed,

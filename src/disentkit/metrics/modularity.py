@@ -138,7 +138,7 @@ def modularity(
         >>> round(modularity(s + 0.1 * rng.normal(size=s.shape), s).score, 3)
         1.0
     """
-    p = prepare(latents, factors, metric="modularity")
+    p = prepare(latents, factors, metric="modularity", keep_float32=estimator == "histogram")
     dead_latents = check_choice(dead_latents, "dead_latents", DEAD_LATENTS)
     info = resolve_mi(
         mi,
