@@ -398,3 +398,22 @@ def test_registry_entry() -> None:
     flags = {sc.name: sc.zero_when_independent for sc in info.scores}
     assert flags == {"infom": False, "infoc": False, "infoe": True}
     assert info.fast_options == {"infoe_max_samples": 2000}
+
+
+def test_infoe_can_be_skipped_for_large_inputs() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 4, size=(600, 2))
+    z = s + 0.2 * rng.standard_normal(s.shape)
+    full = infomec(z, s)
+    skipped = infomec(z, s, infoe=False)
+    assert np.isnan(skipped.infoe) and skipped.metric_id.endswith("-noinfoe@1")
+    assert (skipped.infom, skipped.infoc) == (full.infom, full.infoc)
+
+
+def test_infoe_on_a_subsample_equals_infoe_on_those_rows_alone() -> None:
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 3, size=(900, 2))
+    z = s + 0.5 * rng.standard_normal(s.shape)
+    sub = infomec(z, s, infoe_max_samples=300)
+    alone = infomec(z[:300], s[:300])
+    np.testing.assert_allclose(sub.infoe_per_factor, alone.infoe_per_factor, atol=1e-12)

@@ -117,6 +117,7 @@ def infomec(
     train_fraction: float = 0.8,
     shuffle: bool = False,
     infoe_max_samples: int | None = None,
+    infoe: bool = True,
     seed: SeedLike = None,
     n_jobs: int | None = 1,
     mi: MutualInfo | MICache | None = None,
@@ -184,6 +185,9 @@ def infomec(
         infoe_max_samples: fit (and score) InfoE's classifiers on at most this many rows:
             the first ones, or a seeded subsample with ``shuffle=True``. A speed option
             (``mode="fast"`` uses 2000; InfoM and InfoC are unaffected); ``None``: all rows.
+            Only those rows are standardised / one-hot encoded, with their own statistics.
+        infoe: ``False`` skips InfoE (reported as NaN, metric ID suffix ``-noinfoe``) for
+            very large inputs where only InfoM and InfoC are wanted.
         seed: seeds the kNN jitter and, when used, the shuffled split or subsample.
         n_jobs: parallel jobs for the per-factor classifiers (identical results).
         mi: a precomputed :class:`MutualInfo` for these inputs (its estimator and options
@@ -211,7 +215,7 @@ def infomec(
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if infoe_max_samples is not None:
         infoe_max_samples = check_positive_int(infoe_max_samples, "infoe_max_samples", minimum=2)
-    for flag, name in ((standardize, "standardize"), (shuffle, "shuffle")):
+    for flag, name in ((standardize, "standardize"), (shuffle, "shuffle"), (infoe, "infoe")):
         if not isinstance(flag, bool | np.bool_):
             raise ValueError(f"{name} must be True or False; received {flag!r}")
     if latent_type == "auto":
@@ -234,21 +238,33 @@ def infomec(
     rows_fit, rows_score, split_info = _infoe_rows(
         p.n_samples, infoe_split, train_fraction, shuffle, infoe_max_samples, seed
     )
-    features = _infoe_features(p.latents, latent_type)
-    # One BLAS thread per fit: these problems are small and BLAS threads only contend;
-    # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
-    # lbfgs often stops at max_iter=100, as in the reference: its ConvergenceWarning is
-    # silenced (here, not in the threads: warning filters are process-wide) and n_iter kept.
-    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        fits = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(_infoe_one_factor)(features, p.factors[:, j], rows_fit, rows_score, k)
-            for j, k in enumerate(p.kept_factors)
-        )
+    if infoe:
+        used = np.union1d(rows_fit, rows_score)
+        if used.size < p.n_samples:  # encode only the rows the classifiers see
+            features = _infoe_features(p.latents[used], latent_type)
+            y_all = p.factors[used]
+            rows_fit = np.searchsorted(used, rows_fit)
+            rows_score = np.searchsorted(used, rows_score)
+        else:
+            features = _infoe_features(p.latents, latent_type)
+            y_all = p.factors
+        # One BLAS thread per fit: these problems are small and BLAS threads only contend;
+        # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
+        # lbfgs often stops at max_iter=100, as in the reference: its ConvergenceWarning is
+        # silenced (here, not in the threads: warning filters are process-wide); n_iter kept.
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits = Parallel(n_jobs=n_jobs, prefer="threads")(
+                delayed(_infoe_one_factor)(features, y_all[:, j], rows_fit, rows_score, k)
+                for j, k in enumerate(p.kept_factors)
+            )
+    else:
+        fits = [(np.nan, np.nan, 0)] * len(p.kept_factors)
     ce = np.array([f[0] for f in fits])
     h_null = np.array([f[1] for f in fits])
     n_iter = np.array([f[2] for f in fits], dtype=np.int64)
-    raw = (h_null - ce) / h_null
+    with np.errstate(invalid="ignore"):
+        raw = (h_null - ce) / h_null
     infoe_per_factor = np.clip(raw, 0.0, 1.0)
     kept = np.asarray(p.kept_factors)
 
@@ -256,6 +272,8 @@ def infomec(
     split_tag = "insample" if infoe_split == "same" else f"heldout{round(100 * train_fraction)}"
     if infoe_max_samples is not None:
         split_tag += f"-max{infoe_max_samples}"
+    if not infoe:
+        split_tag = "noinfoe"
     options: dict[str, Any] = {
         "latent_type": latent_type,
         "estimator": mi.estimator,
@@ -263,6 +281,7 @@ def infomec(
         "pruning": pruning,
         "infoe_split": infoe_split,
         "infoe_max_samples": infoe_max_samples,
+        "infoe": bool(infoe),
         "nmi_clipped": True,
         **split_info,
     }
@@ -295,6 +314,10 @@ def infomec(
 def _detect_latent_type(z: np.ndarray) -> str:
     """Discrete when every column takes ≤ min(64, n // 2) distinct values."""
     limit = min(MAX_DISCRETE_VALUES, z.shape[0] // 2)
+    if z.shape[0] > 20_000:  # a few rows usually already show a continuous column
+        head = np.sort(z[:10_000], axis=0)
+        if np.any(1 + np.count_nonzero(head[1:] != head[:-1], axis=0) > limit):
+            return "continuous"
     s = np.sort(z, axis=0)
     n_unique = 1 + np.count_nonzero(s[1:] != s[:-1], axis=0)  # (D,)
     return "discrete" if bool(np.all(n_unique <= limit)) else "continuous"
