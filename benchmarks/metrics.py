@@ -1,0 +1,113 @@
+"""The default metric suite against the classic way, measured in the same run.
+
+Data: 10,000 samples × 10 latents × 5 factors (seeded; factors with 4–12 classes; latents
+mix the factors with noise, plus a dead latent). For each metric of the default suite:
+
+- **classic**: the field's reference recipe — one scikit-learn call per (latent, factor)
+  pair, one classifier per factor, serial (``benchmarks/_classic.py``);
+- **reference**: ``disentkit.evaluate(..., mode="reference")`` — values must equal the
+  classic ones (the largest difference is printed);
+- **fast**: ``mode="fast"`` — values within the tolerance each fast option states.
+
+Prints seconds per metric, the ratios, and the whole-suite totals.
+
+Usage::
+
+    python benchmarks/metrics.py            # 10,000 × 10 × 5
+    python benchmarks/metrics.py --n 2000   # quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import _classic as classic
+import numpy as np
+from _common import load_average
+from sklearn.exceptions import ConvergenceWarning
+
+from disentkit import DisentkitWarning, evaluate
+from disentkit.metrics import default_suite
+
+FACTOR_SIZES = (4, 6, 8, 10, 12)
+
+
+def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    factors = np.stack([rng.integers(0, s, n) for s in FACTOR_SIZES], axis=1)
+    scaled = factors / (np.array(FACTOR_SIZES) - 1)  # (n, 5) in [0, 1]
+    mix = np.eye(5, 9) + 0.3 * rng.standard_normal((5, 9))  # mostly one factor per latent
+    latents = scaled @ mix + 0.05 * rng.standard_normal((n, 9))
+    latents = np.concatenate([latents, np.zeros((n, 1))], axis=1)  # a dead latent
+    return latents, factors
+
+
+def classic_scores(name: str, z: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    """The classic recipe's numbers, keyed like disentkit's scores."""
+    if name == "mig":
+        return {"score": classic.mig(z, s)}
+    if name == "dci":
+        d, c = classic.dci(z, s)
+        return {"disentanglement": d, "completeness": c}
+    if name == "sap":
+        return {"score": classic.sap_discrete(z, s)}
+    if name == "modularity":
+        return {"score": classic.modularity(z, s)}
+    if name == "explicitness":
+        return {"test": classic.explicitness_test(z, s)}
+    if name == "unsupervised":
+        return {"mutual_info": classic.unsupervised_mi(z)}
+    if name == "infomec":
+        infom, infoc = classic.infom_infoc(classic.infomec_nmi(z, s), z)
+        return {"infom": infom, "infoc": infoc, "infoe": classic.infoe(z, s)}
+    raise KeyError(name)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--metrics", default=None, help="comma-separated subset")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", DisentkitWarning)
+    warnings.simplefilter("ignore", ConvergenceWarning)  # the classic recipe, as it runs
+    z, s = make_data(args.n)
+    names = args.metrics.split(",") if args.metrics else default_suite()
+    print(f"{args.n:,} samples × {z.shape[1]} latents × {s.shape[1]} factors; "
+          f"metrics: {', '.join(names)}; load {load_average()}\n")
+    header = (f"{'metric':<13} {'classic s':>10} {'reference s':>12} {'fast s':>8} "
+              f"{'ref ×':>7} {'fast ×':>7} {'max |ref−classic|':>18} {'max |fast−ref|':>15}")
+    print(header)
+    print("-" * len(header))
+    totals = {"classic": 0.0, "reference": 0.0, "fast": 0.0}
+    for name in names:
+        ref, t_ref = timed(lambda n=name: evaluate(z, s, metrics=[n], mode="reference"))
+        fast, t_fast = timed(lambda n=name: evaluate(z, s, metrics=[n], mode="fast"))
+        cls, t_cls = timed(lambda n=name: classic_scores(n, z, s))
+        ref_scores = ref.results[name].scores()
+        fast_scores = fast.results[name].scores()
+        d_ref = max(abs(ref_scores[k] - v) for k, v in cls.items())
+        d_fast = max(abs(fast_scores[k] - ref_scores[k]) for k in ref_scores
+                     if np.isfinite(ref_scores[k]))
+        totals["classic"] += t_cls
+        totals["reference"] += t_ref
+        totals["fast"] += t_fast
+        print(f"{name:<13} {t_cls:>10.2f} {t_ref:>12.2f} {t_fast:>8.2f} "
+              f"{t_cls / t_ref:>7.1f} {t_cls / t_fast:>7.1f} {d_ref:>18.2e} {d_fast:>15.3f}",
+              flush=True)
+    print("-" * len(header))
+    print(f"{'suite':<13} {totals['classic']:>10.2f} {totals['reference']:>12.2f} "
+          f"{totals['fast']:>8.2f} {totals['classic'] / totals['reference']:>7.1f} "
+          f"{totals['classic'] / totals['fast']:>7.1f}")
+    print(f"\nload at the end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
