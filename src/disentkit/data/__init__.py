@@ -10,6 +10,14 @@ from disentkit.data._base import (
     get_dataset,
     register_dataset,
 )
+from disentkit.data.official import (
+    ManualDownloadError,
+    OfficialDataset,
+    PrepareRequiredError,
+    download,
+    prepare,
+    status,
+)
 from disentkit.data.procedural import DSpritesProcedural, XYObject
 from disentkit.data.sampling import (
     CorrelatedFactorDataset,
@@ -26,12 +34,18 @@ __all__ = [
     "DatasetInfo",
     "DatasetSource",
     "FactorDataset",
+    "ManualDownloadError",
+    "OfficialDataset",
+    "PrepareRequiredError",
     "Shapes3DProcedural",
     "XYObject",
     "data_root",
+    "download",
     "get_dataset",
     "pair_probabilities",
+    "prepare",
     "register_dataset",
     "sample_correlated_factors",
+    "status",
     "with_correlated_factors",
 ]

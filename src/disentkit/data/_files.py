@@ -1,0 +1,500 @@
+"""File machinery for the official datasets: checksums, atomic writes, downloads, caches.
+
+- **Checksums.** :func:`cached_sha256` hashes a file once and remembers the digest in a
+  ``.sha256.json`` next to it, keyed by file name, size and modification time, so opening a
+  12 GB file twice does not read it twice.
+- **Atomic writes.** Everything is written to a temporary file in the destination folder
+  and moved into place with :func:`os.replace`; a crash leaves a stray ``.*.tmp-*`` file that
+  nothing reads, never a half-written file under the final name.
+- **Prepared caches.** ``<root>/<name>/prepared/`` holds ``images.npy`` (uint8
+  ``(N, H, W, C)``, grid order), ``factors.npy`` and ``meta.json``. ``meta.json`` is removed
+  first and written last, so a cache without it (an interrupted conversion) is never used.
+- **npz members.** Arrays inside an ``.npz`` are read by streaming the zip member (bounded
+  memory, no pickles) or, when stored uncompressed, memory-mapped where they lie.
+- **Downloads.** :func:`download_file` streams a URL to a temporary file, checks its
+  sha256 against known releases and only then renames it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import importlib
+import json
+import os
+import secrets
+import struct
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, BinaryIO
+
+import numpy as np
+
+Progress = Callable[[str, int, "int | None"], None]
+"""``progress(stage, done, total)``: ``stage`` is ``"hash"`` or ``"download"`` (bytes) or
+``"convert"`` (images); ``total`` is ``None`` when unknown."""
+
+HASH_CACHE = ".sha256.json"
+PREPARED_DIR = "prepared"
+META_FORMAT = 1
+_CHUNK = 8 << 20
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int | None) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def require(module: str, purpose: str, package: str | None = None) -> ModuleType:
+    """Import an optional dependency or fail with how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"{purpose} needs the '{package or module}' package: pip install {package or module}"
+        ) from None
+
+
+def disentkit_version() -> str:
+    from disentkit import __version__
+
+    return __version__
+
+
+# -- checksums --------------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+    """sha256 hex digest of a file, read in 8 MiB chunks.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+        >>> _ = p.write_bytes(b"abc")
+        >>> sha256_file(p)[:16]
+        'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    total = os.path.getsize(path)
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            _report(progress, "hash", done, total)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_key(st: os.stat_result) -> dict[str, int]:
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def remember_sha256(path: str | os.PathLike[str], digest: str) -> None:
+    """Record ``digest`` for ``path`` (at its current size and mtime) in the folder's
+    ``.sha256.json``. Failing to write (a read-only folder) only costs a re-hash later."""
+    path = Path(path)
+    cache_file = path.parent / HASH_CACHE
+    cache = _read_json(cache_file)
+    if not isinstance(cache, dict):
+        cache = {}
+    cache[path.name] = {**_stat_key(path.stat()), "sha256": digest}
+    with contextlib.suppress(OSError):
+        atomic_write_json(cache_file, cache)
+
+
+def cached_sha256(path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
+    """sha256 of ``path``, computed once per (size, mtime) and remembered next to the file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+        >>> _ = p.write_bytes(b"abc")
+        >>> cached_sha256(p) == sha256_file(p)
+        True
+        >>> (p.parent / HASH_CACHE).exists()
+        True
+    """
+    path = Path(path)
+    cache = _read_json(path.parent / HASH_CACHE)
+    entry = cache.get(path.name) if isinstance(cache, dict) else None
+    key = _stat_key(path.stat())
+    if (
+        isinstance(entry, dict)
+        and all(entry.get(k) == v for k, v in key.items())
+        and isinstance(entry.get("sha256"), str)
+    ):
+        return entry["sha256"]
+    digest = sha256_file(path, progress=progress)
+    remember_sha256(path, digest)
+    return digest
+
+
+# -- atomic writes ----------------------------------------------------------------------------
+def temp_path(path: str | os.PathLike[str]) -> Path:
+    """A fresh temporary name in ``path``'s folder: ``.<name>.tmp-<pid>-<random>``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+class NpyWriter:
+    """Write a ``.npy`` file of known shape and dtype piece by piece, then move it into place.
+
+    The array is a writable memory map of a temporary file in the destination folder
+    (``writer.array``); :meth:`commit` flushes it and renames it to ``path``; leaving the
+    ``with`` block without committing (an exception) deletes the temporary file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
+        >>> with NpyWriter(out, (4, 2), np.uint8) as w:
+        ...     w.array[:2] = 1
+        ...     w.array[2:] = 2
+        ...     _ = w.commit()
+        >>> np.load(out).sum()
+        np.uint64(12)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], shape: Sequence[int], dtype: Any) -> None:
+        self.path = Path(path)
+        self.tmp = temp_path(self.path)
+        self.array: np.memmap | None = np.lib.format.open_memmap(
+            self.tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(int(s) for s in shape)
+        )
+        self.committed = False
+
+    def commit(self) -> Path:
+        assert self.array is not None, "commit() called twice"
+        self.array.flush()
+        self.array = None  # close the map before renaming
+        _fsync(self.tmp)
+        os.replace(self.tmp, self.path)
+        self.committed = True
+        return self.path
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            self.array = None
+            self.tmp.unlink(missing_ok=True)
+
+
+# -- npz members ------------------------------------------------------------------------------
+def npz_members(path: str | os.PathLike[str]) -> list[str]:
+    """Array names in an ``.npz`` file (without ``.npy``).
+
+    Raises:
+        ValueError: the file is not a zip archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        raise ValueError(f"{os.fspath(path)} is not an .npz (zip) file") from None
+    return [n[: -len(".npy")] for n in names if n.endswith(".npy")]
+
+
+def _read_npy_header(f: BinaryIO, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except ValueError as exc:
+        raise ValueError(f"{where}: not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise ValueError(
+            f"{where}: holds Python objects (dtype {dtype}); disentkit never unpickles them"
+        )
+    return tuple(int(s) for s in shape), bool(fortran), dtype
+
+
+class NpzMemberStream:
+    """Read one array of an ``.npz`` file in chunks along its first axis, decompressing as
+    it goes; never unpickles (object arrays are refused).
+
+    Attributes:
+        shape, dtype: of the whole array.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npz"
+        >>> np.savez_compressed(p, x=np.arange(10).reshape(5, 2))
+        >>> with NpzMemberStream(p, "x") as s:
+        ...     [c[:, 0].tolist() for c in s.chunks(2)]
+        [[0, 2], [4, 6], [8]]
+    """
+
+    def __init__(self, path: str | os.PathLike[str], member: str) -> None:
+        self.path = Path(path)
+        self.member = member
+        where = f"{self.path} (array {member!r})"
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile:
+            raise ValueError(f"{self.path} is not an .npz (zip) file") from None
+        try:
+            self._f = self._zip.open(member + ".npy")
+        except KeyError:
+            self._zip.close()
+            held = ", ".join(npz_members(self.path)) or "(none)"
+            raise ValueError(
+                f"{self.path}: no array named {member!r}; the file holds: {held}"
+            ) from None
+        self.shape, fortran, self.dtype = _read_npy_header(self._f, where)  # type: ignore[arg-type]
+        if fortran and len(self.shape) > 1:
+            self.close()
+            raise ValueError(f"{where}: Fortran-ordered arrays are not supported")
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """Yield consecutive blocks of at most ``rows`` rows."""
+        n = self.shape[0] if self.shape else 1
+        for start in range(0, n, rows):
+            r = min(rows, n - start)
+            want = r * self.row_bytes
+            buf = self._f.read(want)
+            if len(buf) != want:
+                raise ValueError(
+                    f"{self.path} (array {self.member!r}) ends early: expected {want} bytes "
+                    f"for rows {start}–{start + r - 1}, received {len(buf)}"
+                )
+            yield np.frombuffer(buf, self.dtype).reshape((r, *self.shape[1:]))
+
+    def read_all(self) -> np.ndarray:
+        """The whole array (for small members)."""
+        parts = list(self.chunks(max(1, (64 << 20) // max(1, self.row_bytes))))
+        if not self.shape:
+            return parts[0].reshape(())
+        if not parts:
+            return np.empty(self.shape, self.dtype)
+        return np.concatenate(parts, axis=0)
+
+    def close(self) -> None:
+        self._f.close()
+        self._zip.close()
+
+    def __enter__(self) -> NpzMemberStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def npz_member_memmap(path: str | os.PathLike[str], member: str) -> np.memmap | None:
+    """Memory-map an array stored *uncompressed* inside an ``.npz`` file (``np.savez``).
+
+    The bytes of a stored zip member lie contiguously in the archive, so the array can be
+    mapped where it is, without a copy. Returns ``None`` when the member is compressed
+    (``np.savez_compressed``), encrypted or Fortran-ordered; the caller then streams it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npz"
+        >>> np.savez(p, x=np.arange(6, dtype=np.uint8).reshape(3, 2))
+        >>> npz_member_memmap(p, "x")[2].tolist()
+        [4, 5]
+        >>> np.savez_compressed(p, x=np.arange(6))
+        >>> npz_member_memmap(p, "x") is None
+        True
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(member + ".npy")
+    except (zipfile.BadZipFile, KeyError):
+        return None
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        try:
+            shape, fortran, dtype = _read_npy_header(f, f"{path} (array {member!r})")
+        except ValueError:
+            return None
+        offset = f.tell()
+    if fortran and len(shape) > 1:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset)
+
+
+# -- prepared caches --------------------------------------------------------------------------
+def prepared_dir(dataset_dir: str | os.PathLike[str]) -> Path:
+    return Path(dataset_dir) / PREPARED_DIR
+
+
+def read_prepared_meta(directory: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
+    """``meta.json`` of a complete prepared cache for dataset ``name``, else ``None``.
+
+    A cache counts only when ``meta.json`` parses, names this dataset and format, and both
+    ``images.npy`` and ``factors.npy`` exist with the shapes it records. Anything else (no
+    meta: an interrupted conversion; leftover temporary files) is ignored.
+    """
+    directory = Path(directory)
+    meta = _read_json(directory / "meta.json")
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("format") != META_FORMAT or meta.get("dataset") != name:
+        return None
+    try:
+        images = np.load(directory / "images.npy", mmap_mode="r")
+        factors = np.load(directory / "factors.npy", mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    n = int(meta.get("n_images", -1))
+    if (
+        images.dtype != np.uint8
+        or images.ndim != 4
+        or images.shape[0] != n
+        or list(images.shape[1:]) != list(meta.get("image_shape", []))
+        or factors.shape != (n, len(meta.get("factor_sizes", [])))
+    ):
+        return None
+    return meta
+
+
+def begin_prepared(directory: str | os.PathLike[str]) -> Path:
+    """Create the cache folder and invalidate any previous cache (remove ``meta.json``)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meta.json").unlink(missing_ok=True)
+    return directory
+
+
+def finish_prepared(directory: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Write ``meta.json`` last, making the cache valid."""
+    atomic_write_json(Path(directory) / "meta.json", {"format": META_FORMAT, **meta})
+
+
+def factor_dtype(sizes: Sequence[int]) -> np.dtype:
+    """Smallest unsigned type holding every class index of ``sizes``."""
+    top = max(sizes)
+    return np.dtype(np.uint8 if top <= 256 else np.uint16 if top <= 65536 else np.int64)
+
+
+def grid_factors(sizes: Sequence[int]) -> np.ndarray:
+    """All factor vectors of the grid ``sizes`` in index order (last factor fastest)."""
+    idx = np.arange(int(np.prod(sizes, dtype=np.int64)))
+    return np.stack(np.unravel_index(idx, tuple(sizes)), axis=1).astype(factor_dtype(sizes))
+
+
+# -- downloads --------------------------------------------------------------------------------
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    known_sha256: Sequence[str] = (),
+    progress: Progress | None = None,
+    timeout: float = 15.0,
+) -> str:
+    """Download ``url`` to ``dest`` through a temporary file; return its sha256.
+
+    Args:
+        url: address of the file.
+        dest: final path; its folder is created.
+        known_sha256: checksums of known releases; when given, any other digest is refused.
+        progress: ``progress("download", bytes_done, bytes_total_or_None)``.
+        timeout: seconds to wait for the connection and for each read.
+
+    Raises:
+        ConnectionError: no network, DNS failure, HTTP error or timeout (the message names
+            the URL and where to put a file fetched by other means).
+        ValueError: the checksum matches no known release, or the server sent a web page.
+    """
+    dest = Path(dest)
+    manual = f"download {url} by other means and put the file at {dest}"
+    request = urllib.request.Request(
+        url, headers={"User-Agent": f"disentkit/{disentkit_version()}"}
+    )
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"could not download {url}: {reason}. Offline? {manual}") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(dest)
+    digest = hashlib.sha256()
+    try:
+        with response:
+            ctype = (response.headers.get("Content-Type") or "").lower()
+            if ctype.startswith("text/html"):
+                raise ValueError(
+                    f"{url} answered with a web page (Content-Type {ctype}), not the data file; "
+                    f"the host may ask for a confirmation in a browser: {manual}"
+                )
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            with open(tmp, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    _report(progress, "download", done, total)
+                out.flush()
+                os.fsync(out.fileno())
+            if total is not None and done != total:
+                raise ConnectionError(
+                    f"download of {url} stopped after {done} of {total} bytes; {manual}"
+                )
+        sha = digest.hexdigest()
+        if known_sha256 and sha not in known_sha256:
+            raise ValueError(
+                f"checksum mismatch for {url}: expected sha256 "
+                f"{' or '.join(known_sha256)}, received {sha}; the download was discarded"
+            )
+        os.replace(tmp, dest)
+    except ConnectionError:
+        raise
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException) as exc:
+        raise ConnectionError(f"download of {url} failed: {exc}; {manual}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    remember_sha256(dest, sha)
+    return sha
