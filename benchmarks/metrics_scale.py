@@ -8,8 +8,9 @@ noise; factors with 2–40 classes), then times, in one process:
 3. every (latent, factor) contingency table and the plug-in MI matrix from them;
 4. MIG, modularity and InfoM/InfoC (when ``disentkit.metrics.infomec`` exists), each
    handed that one MI matrix (their time is mostly the input validation each call starts
-   with: a float64 copy of the latents, a finiteness check, label-encoding of the factors;
-   InfoMEC also fits InfoE's classifiers, here on a 1,000-row subsample); then that
+   with: a finiteness check and label-encoding of the factors; MIG and modularity keep
+   float32 latents without a copy;
+   InfoMEC runs with infoe=False: the target is InfoM and InfoC); then that
    validation once on its own, for reference;
 5. the classic way, as a baseline: ``np.histogram`` + ``np.digitize`` per latent and
    ``sklearn.metrics.mutual_info_score`` per (latent, factor) pair, timed on a random sample
