@@ -44,6 +44,7 @@ from rich.text import Text
 from disentkit import __version__
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
+from disentkit.cli_data import data_app
 from disentkit.io import InputError, _read_pair
 from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
 
@@ -61,6 +62,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(data_app, name="data")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -175,7 +175,8 @@ def test_dsprites_npz_loads_directly(dsprites_direct, src) -> None:
     assert ds.image_shape == (4, 5, 1)
     idx = np.array([737_279, 5, 0, 5, 123_456])  # unsorted, with a repeat
     x = ds.images(idx)
-    assert x.dtype == np.uint8 and x.shape == (5, 4, 5, 1) and set(np.unique(x)) <= {0, 1}
+    assert x.dtype == np.uint8 and x.shape == (5, 4, 5, 1) and set(np.unique(x)) <= {0, 255}
+    assert ds.max_pixel_value == 255  # 0/255 by default, like every dataset
     np.testing.assert_array_equal(fx.decode_dsprites(x), idx)
     np.testing.assert_array_equal(ds.images_from_factors(ds.factors(idx)), x)
     assert ds.source.sha256 == hashlib.sha256((src / DSP_NPZ).read_bytes()).hexdigest()

@@ -95,6 +95,12 @@ class FactorDataset(abc.ABC):
         return tuple(np.arange(s) for s in self.factor_sizes)
 
     @property
+    def max_pixel_value(self) -> int:
+        """The value of a full-intensity pixel: 255 (images map to ``[0, 1]`` by ``/ 255``),
+        or 1 for binary images kept as 0/1 (dSprites with ``pixel_range="01"``)."""
+        return 255
+
+    @property
     def n_factors(self) -> int:
         return len(self.factor_sizes)
 

@@ -242,6 +242,10 @@ class OfficialDataset(FactorDataset):
         source_files: per released file: name, size, sha256, whether it is a known release.
     """
 
+    @property
+    def max_pixel_value(self) -> int:
+        return self._max_pixel
+
     def __init__(self, spec: OfficialSpec, storage: _Mapped | _Packed, source: DatasetSource,
                  records: list[dict], *, scale: int = 1,
                  factor_values: tuple[tuple[Any, ...], ...] | None = None) -> None:
@@ -254,6 +258,7 @@ class OfficialDataset(FactorDataset):
                              f"expected {spec.n_images}")
         self._storage = storage
         self._scale = scale
+        self._max_pixel = 1 if (spec.fmt == "dsprites" and scale == 1) else 255
         self.image_shape = tuple(int(s) for s in storage.shape[1:])  # type: ignore[assignment]
         self.source = source
         self.source_files = tuple(records)
@@ -424,7 +429,7 @@ def open_official(name: str, data_dir: str | os.PathLike[str] | None = None,
         raise _prepare_hint(spec, base, "this dataset is converted once before use "
                                         "(resized or decompressed)")
     if spec.fmt == "dsprites":
-        pixel_range = options.pop("pixel_range", "01")
+        pixel_range = options.pop("pixel_range", "255")
         if pixel_range not in ("01", "255"):
             raise ValueError(f"dsprites: pixel_range must be '01' (values 0/1, as in the file) "
                              f"or '255' (values 0/255); received {pixel_range!r}")

@@ -222,6 +222,10 @@ class DSpritesProcedural(FactorDataset):
     factor_names = DSPRITES_FACTOR_NAMES
     factor_sizes = DSPRITES_FACTOR_SIZES
 
+    @property
+    def max_pixel_value(self) -> int:
+        return self._max_pixel
+
     def __init__(self, *, pixel_range: str = "255", variant: str = "binary",
                  seed: int = 0) -> None:
         names = {"binary": "dsprites_procedural", "color": "color_dsprites_procedural",
@@ -240,6 +244,7 @@ class DSpritesProcedural(FactorDataset):
             raise ValueError(f"{self.name}: pixel_range applies to the binary dSprites only")
         self.variant = variant
         self.pixel_range = pixel_range
+        self._max_pixel = 1 if pixel_range == "01" else 255
         self.seed = _check_seed(self.name, seed)
         self.image_shape = (
             DSPRITES_IMAGE_SIZE, DSPRITES_IMAGE_SIZE, 1 if variant == "binary" else 3
