@@ -21,6 +21,7 @@ from disentkit.metrics.active import (
     gaussian_kl,
 )
 from disentkit.metrics.beta_vae import BetaVAEResult, beta_vae_score
+from disentkit.metrics.dci import DCIResult, dci, dci_from_importance
 from disentkit.metrics.evaluate import Evaluation, ScoreRow, default_suite, evaluate
 from disentkit.metrics.factor_vae import FactorVAEResult, factor_vae_score
 from disentkit.metrics.infomec import InfoMECResult, infomec
@@ -44,6 +45,7 @@ __all__ = [
     "METRICS",
     "ActiveLatentsResult",
     "BetaVAEResult",
+    "DCIResult",
     "Evaluation",
     "ExplicitnessResult",
     "FactorVAEResult",
@@ -65,6 +67,8 @@ __all__ = [
     "active_latents",
     "beta_vae_score",
     "compare_mean_sampled",
+    "dci",
+    "dci_from_importance",
     "default_suite",
     "encode_factors",
     "evaluate",
