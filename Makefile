@@ -11,12 +11,17 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 demo: venv
+	$(BIN)/disentkit train --model qlae --data dsprites_procedural --steps 200 --batch-size 32 \
+		--set model.arch=dlib --set eval.n_samples=2000 --set eval.mode=fast \
+		--run-dir runs/demo --resume
 	$(BIN)/disentkit demo
+	@echo "Trained QLAE run (config, checkpoint, log, weights, metrics.json): $(CURDIR)/runs/demo"
 
 test: venv
 	$(BIN)/ruff check .

@@ -45,6 +45,7 @@ from disentkit import __version__
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
 from disentkit.cli_data import data_app
+from disentkit.cli_train import evaluate_command, train_command
 from disentkit.io import InputError, _read_pair
 from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
 
@@ -696,6 +697,10 @@ def demo(
         _error(f"could not write {output}: {exc}")
         raise typer.Exit(1) from None
     out.print(f"Wrote every score, option and metric ID to {written.resolve()}", soft_wrap=True)
+
+
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

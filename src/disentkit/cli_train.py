@@ -1,0 +1,270 @@
+"""``disentkit train`` and ``disentkit evaluate``: train a registered model, score a run.
+
+Both commands are thin: they build a :class:`~disentkit.train.RunConfig`, call
+:func:`~disentkit.train.fit` / :func:`~disentkit.train.evaluate_run`, and print where the
+results are. torch and Lightning are imported only when a command runs. Bad input ends
+with one red paragraph on stderr and exit code 2, as for the other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+__all__ = ["evaluate_command", "train_command"]
+
+Mode = Literal["reference", "fast"]
+
+
+@contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """``cli._user_errors`` plus missing files (an unfinished run, a wrong path)."""
+    from disentkit.cli import _error, _user_errors
+
+    with _user_errors(debug):
+        try:
+            yield
+        except FileNotFoundError as exc:
+            if debug:
+                raise
+            _error(str(exc))
+            raise typer.Exit(2) from None
+
+
+def _scores_table(result: Mapping[str, Any]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    reps: Mapping[str, Any] = result["representations"]
+    kinds = list(reps)
+    keys: list[str] = []
+    for entry in reps.values():
+        for key in entry["scores"]:
+            if not key.endswith(".metric_id") and key not in keys:
+                keys.append(key)
+    table = Table(title=f"scores of {result['model']['name']} at step {result['model']['step']} "
+                        f"({result['mode']} mode, {result['n_samples']:,} samples, "
+                        f"seed {result['seed']})")
+    table.add_column("score", overflow="fold")
+    table.add_column("metric ID", style="dim", overflow="fold")
+    for kind in kinds:
+        table.add_column(kind, justify="right", no_wrap=True)
+    for key in keys:
+        metric = key.split(".", 1)[0]
+        ids = {entry["scores"].get(f"{metric}.metric_id") for entry in reps.values()} - {None}
+        cells = [Text(key, style="cyan"), Text(", ".join(sorted(ids)))]
+        for kind in kinds:
+            value = reps[kind]["scores"].get(key)
+            text = "" if value is None else (
+                f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else "nan"
+            )
+            cells.append(Text(text))
+        table.add_row(*cells)
+    return table
+
+
+def _summary_lines(result: Mapping[str, Any]) -> list[str]:
+    rec = result["reconstruction"]
+    lines = [
+        f"reconstruction: BCE {rec['bce_per_image']:.2f} per image "
+        f"({rec['bce_per_pixel']:.4f} per pixel), MSE {rec['mse_per_image']:.2f} per image"
+    ]
+    active = result.get("active_latents")
+    if active:
+        lines.append(
+            f"active latents: {active['n_active']} of {len(active['active'])} "
+            f"({active['metric_id']})"
+        )
+    return lines
+
+
+def _run_evaluation(
+    run_dir: Path, *, n_samples: int, metrics: list[str] | None, mode: str, seed: int,
+    batch_size: int = 256,
+) -> None:
+    from rich.text import Text
+
+    from disentkit.cli import _reported_warnings, _stderr, _stdout
+    from disentkit.train import evaluate_run
+
+    err, out = _stderr(), _stdout()
+    err.print(Text(f"evaluating {run_dir} on {n_samples:,} samples ({mode} mode)", style="dim"),
+              soft_wrap=True)
+
+    def report(label: str) -> None:
+        err.print(Text(f"scoring {label}", style="dim"), soft_wrap=True)
+
+    with _reported_warnings(err):
+        result = evaluate_run(run_dir, n_samples=n_samples, metrics=metrics, mode=mode,
+                              seed=seed, batch_size=batch_size, progress=report)
+    out.print(_scores_table(result))
+    for line in _summary_lines(result):
+        out.print(line, soft_wrap=True)
+    out.print(f"Wrote every score, option and metric ID to {(run_dir / 'metrics.json').resolve()}",
+              soft_wrap=True)
+
+
+def train_command(
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model registry name, e.g. qlae, beta_vae.", show_default=False),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Dataset registry name, e.g. dsprites_procedural.",
+                     show_default=False),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (default 10000).", show_default=False)
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the run (default 0).", show_default=False)
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Images per step (default 64).", show_default=False)
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Run directory (default runs/<model>-<data>-seed<seed>).",
+                     show_default=False),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(help="Write checkpoints/last.ckpt every N steps (default 1000).",
+                     show_default=False),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run in --run-dir from its last checkpoint "
+                     "(its config.json is the base; --steps may extend it), or start it "
+                     "there if the directory holds no run yet."),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Run config file (YAML or JSON).", show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE",
+                     help="Config override with a dotted key, e.g. --set model.weight_decay=0.1 "
+                     "--set precision=bf16-mixed --set eval.mode=fast. Repeatable.",
+                     show_default=False),
+    ] = None,
+    evaluate: Annotated[
+        bool,
+        typer.Option("--evaluate/--no-evaluate",
+                     help="Score the model when training ends (settings from eval.*)."),
+    ] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show training progress.")
+    ] = True,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Train a registered model on a registered dataset, then score it.
+
+    Writes a run directory: config.json, checkpoints/last.ckpt, log/metrics.csv,
+    model.safetensors + model.json and (unless --no-evaluate) metrics.json.
+    """
+    from rich.text import Text
+
+    from disentkit.cli import _stderr, _stdout
+
+    err, out = _stderr(), _stdout()
+    with _errors(debug):
+        from disentkit.train.config import RunConfig, _normalise, _set_dotted, read_config_file
+
+        tree: dict[str, Any] = {}
+        if config is not None:
+            tree = read_config_file(config)
+        elif resume and run_dir is not None and (run_dir / "config.json").is_file():
+            tree = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        tree = _normalise(tree)
+        fields = {"model": model, "data": data, "steps": steps, "seed": seed,
+                  "batch_size": batch_size, "checkpoint_every": checkpoint_every}
+        for key, value in fields.items():
+            if value is not None:
+                _set_dotted(tree, key, value)
+        missing = [k for k in ("model", "data") if not tree.get(k)]
+        if missing and not any(s.split("=", 1)[0].strip() in missing for s in set_ or ()):
+            raise ValueError(
+                f"{' and '.join('--' + k for k in missing)} required (or --config FILE, or "
+                "--resume --run-dir DIR of an existing run)"
+            )
+        if resume and run_dir is None:
+            raise ValueError("--resume needs --run-dir DIR (the run to continue)")
+        cfg = RunConfig.from_dict(tree, set_ or ())
+        from disentkit.train import fit
+
+        err.print(Text(f"training {cfg.model} on {cfg.data} for {cfg.steps:,} steps "
+                       f"(batch {cfg.batch_size}, seed {cfg.seed})", style="dim"),
+                  soft_wrap=True)
+        try:
+            path = fit(cfg, run_dir=run_dir, resume=resume, progress=progress)
+        except KeyboardInterrupt:
+            where = f" --run-dir {run_dir}" if run_dir is not None else " --run-dir <the run>"
+            err.print(Text(f"interrupted; continue from the last checkpoint with: disentkit "
+                           f"train{where} --resume", style="yellow"), soft_wrap=True)
+            raise typer.Exit(130) from None
+        out.print(f"Trained model: {(path / 'model.safetensors').resolve()} "
+                  f"(run directory {path})", soft_wrap=True)
+        if evaluate:
+            saved = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+            _run_evaluation(path, n_samples=saved.eval.n_samples, metrics=saved.eval.metrics,
+                            mode=saved.eval.mode, seed=saved.eval.seed,
+                            batch_size=saved.eval.batch_size)
+
+
+def evaluate_command(
+    run: Annotated[
+        Path, typer.Argument(help="A finished run directory.", show_default=False)
+    ],
+    n_samples: Annotated[
+        int | None,
+        typer.Option(help="Samples for the metrics (default: the run's eval.n_samples).",
+                     show_default=False),
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", "-m", metavar="NAMES",
+                     help="Comma-separated metric names, or 'all' (default: the run's "
+                     "eval.metrics, else the default suite).", show_default=False),
+    ] = None,
+    mode: Annotated[
+        Mode | None,
+        typer.Option(help="Metric settings (default: the run's eval.mode).", show_default=False),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of samples and metrics (default: the run's eval.seed).",
+                     show_default=False),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Score a trained run with the metric suite; writes RUN/metrics.json."""
+    with _errors(debug):
+        from disentkit.cli import parse_metric_list
+        from disentkit.train.config import EvalConfig, RunConfig
+
+        if not run.is_dir():
+            raise FileNotFoundError(f"no run directory at {str(run)!r}")
+        defaults = EvalConfig()
+        config_path = run / "config.json"
+        if config_path.is_file():
+            defaults = RunConfig.from_dict(
+                json.loads(config_path.read_text(encoding="utf-8")), check_names=False
+            ).eval
+        names = parse_metric_list(metrics) if metrics is not None else defaults.metrics
+        _run_evaluation(
+            run,
+            n_samples=defaults.n_samples if n_samples is None else n_samples,
+            metrics=names,
+            mode=defaults.mode if mode is None else mode,
+            seed=defaults.seed if seed is None else seed,
+            batch_size=defaults.batch_size,
+        )

@@ -1,0 +1,28 @@
+"""Training: run configuration, the trainer, run directories and shareable weights.
+
+- :class:`RunConfig` / :func:`load_config`: what to train and how (YAML/JSON + overrides).
+- :func:`fit`: train and write a run directory (``config.json``, ``checkpoints/last.ckpt``,
+  ``log/metrics.csv``, ``model.safetensors`` + ``model.json``); exact resume.
+- :func:`evaluate_run`: score a run's model, write ``metrics.json``.
+- :func:`load_model` / :func:`save_model`: weights as safetensors + JSON, never pickle.
+
+Importing this package does not import torch or Lightning; calling these functions does.
+"""
+
+from disentkit.train.checkpoint import load_model, read_model_info, save_model
+from disentkit.train.config import EvalConfig, OptimizerConfig, RunConfig, load_config
+from disentkit.train.evaluate_run import evaluate_run
+from disentkit.train.trainer import fit, resolve_config
+
+__all__ = [
+    "EvalConfig",
+    "OptimizerConfig",
+    "RunConfig",
+    "evaluate_run",
+    "fit",
+    "load_config",
+    "load_model",
+    "read_model_info",
+    "resolve_config",
+    "save_model",
+]

@@ -1,0 +1,704 @@
+"""Train a registered model on a registered dataset: :func:`fit`.
+
+How the loop is driven. Lightning **Fabric** handles the device (CPU, one GPU, several via
+DDP), the mixed-precision context and gradient scaling, and process launching; disentkit
+drives the loop itself, step by step. The Lightning ``Trainer`` is not used because an
+exactly resumable run needs three things it does not give directly: batches chosen by the
+step number (not by a data-loader position), the RNG states saved and restored at the
+same point of the loop, and checkpoints written atomically (temporary file, then
+``os.replace``). With Fabric these are a few lines each, and a run killed with ``kill -9``
+and resumed ends with bit-identical weights to an uninterrupted run on the CPU (tested).
+
+One iteration at step ``t`` (0-based):
+
+1. batch ``t`` of the dataset, a pure function of ``(seed, t)``
+   (:class:`~disentkit.data.torch.FactorBatchLoader`), converted on the device to float
+   ``(B, C, H, W)`` in ``[0, 1]``; under DDP each process takes its slice of the batch;
+2. main step: ``out = model(x)``, ``total, terms = model.loss(x, out, t)``, backward,
+   element-wise gradient value clipping on the parameter groups that set ``clip_value``,
+   optimiser step;
+3. each of ``model.extra_steps()`` whose ``every`` divides ``t`` (so every extra step is
+   taken at ``t = 0``), in the declared order, on the same batch: its loss, backward,
+   clipping, its own optimiser's step.
+
+Parameter groups. ``model.param_groups()`` returns torch-style groups; besides ``params``
+the trainer reads ``optimizer`` (``"adam"``, ``"adamw"`` or ``"sgd"``), ``lr``, ``betas``,
+``eps``, ``weight_decay``, ``momentum`` and ``clip_value``. ``"adam"`` and ``"adamw"``
+groups share one ``torch.optim.Adam`` whose groups set ``decoupled_weight_decay`` (AdamW
+is Adam with decoupled decay), so one gradient scaler step covers them all. A group
+without ``optimizer`` gets ``"adamw"`` (the same as Adam when its ``weight_decay`` is 0);
+without ``lr``, 1e-3. Values set in the run config (``lr``, ``optimizer.*``) override
+every main group; ``None`` keeps the model's choice. Extra steps use their
+``ExtraStep.optimizer`` settings (same keys) and ignore the run-level ones.
+
+Randomness. ``torch.manual_seed(seed)`` before the model is built; batches depend on
+``(seed, step)`` only. Checkpoints store the torch CPU and CUDA RNG states, the model,
+the optimisers, the gradient scaler and the step; resuming restores all of them. Under
+DDP each process ``r > 0`` is seeded from ``(seed, r)`` and, on resume, from
+``(seed, r, step)`` (process 0's states are the ones stored).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from disentkit.train.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    save_model,
+    write_json,
+)
+from disentkit.train.config import RunConfig, coerce_options
+
+__all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "fit", "resolve_config"]
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_PATH = Path("checkpoints") / "last.ckpt"
+METRICS_CSV = Path("log") / "metrics.csv"
+DEFAULT_LR = 1e-3
+# Fields that may change when a run is resumed; every other field must match config.json.
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "checkpoint_every", "log_every", "eval", "loggers", "accelerator", "devices",
+     "strategy", "num_workers", "deterministic"}
+)
+_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+_LOGGER_PACKAGES = {
+    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
+    "mlflow": (("mlflow",), "pip install mlflow"),
+    "wandb": (("wandb",), "pip install wandb"),
+}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def resolve_config(config: RunConfig, dataset: Any = None) -> RunConfig:
+    """``config`` with every model option written out (the model config's defaults).
+
+    A model config with an ``image_shape`` field ``(C, H, W)`` gets the dataset's shape
+    unless the options set it; a different explicit shape is an error.
+
+    Raises:
+        ValueError: the model config rejects the options, or the shapes disagree.
+    """
+    from disentkit.data import get_dataset
+    from disentkit.models import MODELS
+
+    info = MODELS[config.model]
+    options = coerce_options(info.config_cls, config.model_options, where=f"model {config.model!r}")
+    fields = {f.name for f in dataclasses.fields(info.config_cls)}
+    if "image_shape" in fields:
+        ds = dataset if dataset is not None else get_dataset(config.data, **config.data_options)
+        h, w, c = ds.image_shape
+        shape = (int(c), int(h), int(w))
+        given = options.get("image_shape")
+        if given is None:
+            options["image_shape"] = shape
+        elif tuple(given) != shape:
+            raise ValueError(
+                f"model option image_shape={tuple(given)} does not match dataset "
+                f"{config.data!r}, whose images are (C, H, W) = {shape}"
+            )
+    try:
+        model_config = info.config_cls(**options)
+    except TypeError as exc:
+        raise ValueError(f"model {config.model!r}: {exc}") from None
+    full = dataclasses.asdict(model_config)
+    return RunConfig.from_dict({**config.to_dict(), "model_options": full}, check_names=False)
+
+
+def _as_config(config: RunConfig | Mapping[str, Any] | str | os.PathLike[str]) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return RunConfig.from_dict(config.to_dict())
+    if isinstance(config, Mapping):
+        return RunConfig.from_dict(config)
+    if isinstance(config, str | os.PathLike):
+        from disentkit.train.config import load_config
+
+        return load_config(config)
+    raise TypeError(f"config must be a RunConfig, a mapping or a file path; received "
+                    f"{type(config).__name__}")
+
+
+def _default_run_dir(config: RunConfig) -> Path:
+    base = Path("runs") / f"{config.model}-{config.data}-seed{config.seed}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _config_differences(saved: RunConfig, new: RunConfig) -> list[str]:
+    a, b = saved.to_dict(), new.to_dict()
+    diffs = []
+    for key in a:
+        if key in RESUMABLE_CHANGES or a[key] == b.get(key):
+            continue
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict):
+            for sub in sorted(set(a[key]) | set(b[key])):
+                if a[key].get(sub) != b[key].get(sub):
+                    diffs.append(f"{key}.{sub}: {a[key].get(sub)!r} → {b[key].get(sub)!r}")
+        else:
+            diffs.append(f"{key}: {a[key]!r} → {b.get(key)!r}")
+    return diffs
+
+
+def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> Path:
+    """Choose and check the run directory; write the resolved ``config.json``."""
+    if run_dir is None:
+        if resume:
+            raise ValueError("resuming needs the run directory to continue (run_dir / --run-dir)")
+        run_dir = _default_run_dir(config)
+    run_dir = Path(run_dir).expanduser()
+    config_path = run_dir / CONFIG_NAME
+    if resume and not config_path.is_file() and (run_dir / CHECKPOINT_PATH).exists():
+        raise ValueError(
+            f"cannot resume {str(run_dir)!r}: it holds a checkpoint but no {CONFIG_NAME}"
+        )
+    if resume and config_path.is_file():
+        saved = RunConfig.from_dict(_read_json(config_path))
+        diffs = _config_differences(saved, config)
+        if diffs:
+            raise ValueError(
+                f"cannot resume {str(run_dir)!r} with a different configuration ("
+                + "; ".join(diffs)
+                + f"); only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume"
+            )
+        if config.steps < _checkpoint_step(run_dir):
+            raise ValueError(
+                f"cannot resume {str(run_dir)!r} with steps={config.steps}: its checkpoint "
+                f"is at step {_checkpoint_step(run_dir)} already"
+            )
+    elif config_path.exists() or (run_dir / CHECKPOINT_PATH).exists():
+        raise ValueError(
+            f"run directory {str(run_dir)!r} already holds a run; continue it with --resume "
+            "(resume=True) or choose another --run-dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(config_path, config.to_dict())
+    return run_dir
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    path = run_dir / CHECKPOINT_PATH
+    if not path.is_file():
+        return 0
+    return int(load_checkpoint(path)["step"])
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- optimisers
+
+
+def _build_optimizer(
+    groups: Sequence[Mapping[str, Any]],
+    *,
+    what: str,
+    lr: float | None = None,
+    overrides: Any = None,
+) -> Any:
+    """One torch optimiser for ``groups``; ``clip_value`` stays in each group's dict."""
+    import torch
+
+    settings = {} if overrides is None else {
+        k: v for k, v in dataclasses.asdict(overrides).items() if v is not None
+    }
+    family_override = settings.pop("name", None)
+    built: list[dict[str, Any]] = []
+    families = set()
+    for i, group in enumerate(groups):
+        g = dict(group)
+        params = [p for p in g.pop("params") if p.requires_grad]
+        if not params:
+            continue
+        family = g.pop("optimizer", None) or "adamw"
+        family = family_override or family
+        if family not in ("adam", "adamw", "sgd"):
+            raise ValueError(
+                f"{what}: parameter group {i} asks for optimizer {family!r}; supported: "
+                "'adam', 'adamw', 'sgd'"
+            )
+        families.add("sgd" if family == "sgd" else "adam")
+        g.update(settings)
+        g["lr"] = float(lr if lr is not None else g.get("lr", DEFAULT_LR))
+        g["weight_decay"] = float(g.get("weight_decay", 0.0) or 0.0)
+        if g.get("clip_value") is not None:
+            g["clip_value"] = float(g["clip_value"])
+        if family == "sgd":
+            g.pop("betas", None)
+            g.pop("eps", None)
+            g["momentum"] = float(g.get("momentum", 0.0) or 0.0)
+        else:
+            g.pop("momentum", None)
+            g["betas"] = tuple(float(b) for b in g.get("betas", (0.9, 0.999)))
+            g["eps"] = float(g.get("eps", 1e-8))
+            g["decoupled_weight_decay"] = family == "adamw"
+        g["optimizer"] = family
+        built.append({"params": params, **g})
+    if not built:
+        raise ValueError(f"{what}: no trainable parameters")
+    if len(families) > 1:
+        raise ValueError(
+            f"{what}: parameter groups mix SGD with Adam/AdamW; one step needs one family"
+        )
+    if families == {"sgd"}:
+        return torch.optim.SGD(built)
+    return torch.optim.Adam(built)
+
+
+def _clip(optimizer: Any) -> None:
+    import torch
+
+    for group in optimizer.param_groups:
+        value = group.get("clip_value")
+        if value is not None:
+            torch.nn.utils.clip_grad_value_(group["params"], value)
+
+
+def _has_clipping(optimizer: Any) -> bool:
+    return any(g.get("clip_value") is not None for g in optimizer.param_groups)
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class _CSVLog:
+    """``log/metrics.csv``: one row per logged step, flushed at once; on resume the rows
+    after the checkpoint's step are dropped (they will be logged again)."""
+
+    def __init__(self, path: Path, start_step: int) -> None:
+        self.path = path
+        self.fields: list[str] = ["step"]
+        self.rows: list[dict[str, str]] = []
+        if path.is_file() and start_step > 0:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                self.fields = list(reader.fieldnames or ["step"])
+                for row in reader:
+                    with suppress(TypeError, ValueError):
+                        if int(row["step"]) <= start_step:
+                            self.rows.append(row)
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        text = buf.getvalue()
+        atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        row = {"step": str(step), **{k: repr(float(v)) for k, v in values.items()}}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.fields]
+        if new:
+            self.fields += new
+            self._rewrite()
+            return
+        with self.path.open("a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields, lineterminator="\n").writerow(row)
+
+
+def _check_loggers(names: Sequence[str]) -> None:
+    import importlib.util
+
+    for name in names:
+        if name == "csv":
+            continue
+        modules, hint = _LOGGER_PACKAGES[name]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            raise ValueError(
+                f"logger {name!r} needs the {modules[0]} package, which is not installed: "
+                f"{hint} (or drop {name!r} from loggers)"
+            )
+
+
+def _external_loggers(names: Sequence[str], run_dir: Path, config: RunConfig) -> list[Any]:
+    out: list[Any] = []
+    for name in names:
+        if name == "tensorboard":
+            from lightning.fabric.loggers import TensorBoardLogger
+
+            out.append(TensorBoardLogger(root_dir=str(run_dir / "log"), name="tensorboard",
+                                         version=""))
+        elif name == "mlflow":
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            uri = (run_dir / "log" / "mlruns").resolve().as_uri()
+            out.append(MLFlowLogger(experiment_name="disentkit", run_name=run_dir.name,
+                                    tracking_uri=uri))
+        elif name == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            out.append(WandbLogger(project="disentkit", name=run_dir.name,
+                                   save_dir=str(run_dir / "log")))
+    for logger in out:
+        logger.log_hyperparams(_flatten(config.to_dict()))
+    return out
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
+    return flat
+
+
+class _Progress:
+    """A rich progress bar on a terminal; elsewhere one line per logged step."""
+
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+        self.enabled = enabled
+        self.total = total
+        self.live = enabled and self.console.is_terminal
+        self._bar: Any = None
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[loss]}"),
+                console=self.console,
+            )
+            self._task = self._bar.add_task("", total=total, completed=start, loss="")
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+
+    def logged(self, done: int, values: Mapping[str, float]) -> None:
+        loss = values.get("loss")
+        text = "" if loss is None else f"loss {loss:.4g}"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, loss=text)
+        elif self.enabled:
+            self.console.print(f"step {done}/{self.total} {text}".rstrip(), soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            self.console.print(message, style="dim", soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _training_module(model: Any, extras: Sequence[Any]) -> Any:
+    """An ``nn.Module`` whose forward computes one step's loss (so DDP sees every pass)."""
+    from torch import nn
+
+    class _Steps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: Any, step: int, which: int = -1) -> tuple[Any, dict[str, Any]]:
+            if which < 0:
+                out = self.model(x)
+                return self.model.loss(x, out, step)
+            return extras[which].loss(x, step)
+
+    return _Steps()
+
+
+def _rank_seed(seed: int, rank: int, step: int | None = None) -> int:
+    words = [seed, rank] if step is None else [seed, rank, step]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    cuda = None
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda = torch.cuda.get_rng_state_all()
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+def fit(
+    config: RunConfig | Mapping[str, Any] | str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train a model as ``config`` says and write its run directory.
+
+    Args:
+        config: a :class:`RunConfig`, a mapping :meth:`RunConfig.from_dict` reads, or a
+            YAML/JSON file.
+        run_dir: where to write the run; default ``runs/<model>-<data>-seed<seed>`` (with
+            ``-2``, ``-3``, ... when taken).
+        resume: continue the run in ``run_dir`` from ``checkpoints/last.ckpt`` (a run
+            killed before its first checkpoint restarts from step 0; a directory without
+            a run starts one, so "train or continue" is one call). ``config`` must match
+            the run's ``config.json`` except for ``steps`` (may grow), logging,
+            checkpointing, evaluation and device settings. Resuming a finished run
+            rewrites its model files and returns.
+        progress: show a progress bar (a line per logged step when not on a terminal).
+
+    Returns:
+        the run directory, holding ``config.json``, ``checkpoints/last.ckpt``,
+        ``log/metrics.csv``, ``model.safetensors`` and ``model.json``.
+
+    Raises:
+        ValueError: bad config, unknown model/dataset options, a run directory that
+            already holds a run (without ``resume``), a resume with a changed config, a
+            missing logger package, or a loss that became NaN/inf.
+    """
+    cfg = _as_config(config)
+    _check_loggers(cfg.loggers)
+    import torch
+    from lightning.fabric import Fabric
+    from lightning.fabric.strategies import DDPStrategy
+
+    from disentkit.data import get_dataset
+    from disentkit.data.torch import FactorBatchLoader, to_float
+    from disentkit.models import MODELS, Model, build_model
+
+    strategy: Any = cfg.strategy
+    if strategy == "ddp" and MODELS[cfg.model].cls.extra_steps is not Model.extra_steps:
+        # An extra step's forward leaves the main parameters without gradients.
+        strategy = DDPStrategy(find_unused_parameters=True)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+                    precision=_PRECISION[cfg.precision])  # type: ignore[arg-type]
+    fabric.launch()
+    world = fabric.world_size
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of "
+                         f"processes ({world})")
+
+    dataset = get_dataset(cfg.data, **cfg.data_options)
+    cfg = resolve_config(cfg, dataset)
+    chosen = _prepare_run_dir(cfg, None if run_dir is None else Path(run_dir), resume) if (
+        fabric.is_global_zero
+    ) else None
+    path = Path(fabric.broadcast(str(chosen) if chosen is not None else None, src=0))
+    fabric.barrier()
+    cfg = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
+    ckpt_path = path / CHECKPOINT_PATH
+    if fabric.is_global_zero:
+        remove_stale_temporaries(ckpt_path.parent)
+        remove_stale_temporaries(path)
+
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_benchmark = torch.backends.cudnn.benchmark
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    try:
+        return _train(cfg, path, fabric, dataset, resume, progress, build_model,
+                      FactorBatchLoader, to_float)
+    finally:
+        torch.use_deterministic_algorithms(previous_deterministic)
+        torch.backends.cudnn.benchmark = previous_benchmark
+
+
+def _train(
+    cfg: RunConfig,
+    path: Path,
+    fabric: Any,
+    dataset: Any,
+    resume: bool,
+    progress: bool,
+    build_model: Any,
+    loader_cls: Any,
+    to_float: Any,
+) -> Path:
+    import torch
+
+    rank, world = fabric.global_rank, fabric.world_size
+    ckpt_path = path / CHECKPOINT_PATH
+    torch.manual_seed(cfg.seed if rank == 0 else _rank_seed(cfg.seed, rank))
+    model = build_model(cfg.model, **coerce_options(
+        _model_config_cls(cfg.model), cfg.model_options, where=f"model {cfg.model!r}"))
+    extras = list(model.extra_steps())
+    names = [e.name for e in extras]
+    if len(set(names)) != len(names) or "main" in names:
+        raise ValueError(f"extra steps need distinct names other than 'main'; received {names}")
+    main_opt = _build_optimizer(model.param_groups(), what=f"model {cfg.model!r}", lr=cfg.lr,
+                                overrides=cfg.optimizer)
+    extra_opts = []
+    for e in extras:
+        settings = dict(e.optimizer)
+        if settings.get("name") in ("adam", "adamw", "sgd"):
+            settings.setdefault("optimizer", settings.pop("name"))
+        extra_opts.append(_build_optimizer(
+            [{"params": list(e.parameters()), **settings}], what=f"extra step {e.name!r}"))
+    module = _training_module(model, extras)
+    module, main_opt, *extra_opts = fabric.setup(module, main_opt, *extra_opts)
+    raw_opts = {"main": main_opt.optimizer,
+                **{e.name: o.optimizer for e, o in zip(extras, extra_opts, strict=True)}}
+    precision = fabric.strategy.precision
+
+    start = 0
+    if resume and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        for name, opt in raw_opts.items():
+            opt.load_state_dict(state["optimizers"][name])
+        precision.load_state_dict(state.get("precision") or {})
+        start = int(state["step"])
+        if rank == 0:
+            _set_rng_state(state["rng"])
+        else:
+            torch.manual_seed(_rank_seed(cfg.seed, rank, start))
+
+    def save(done: int) -> None:
+        if fabric.is_global_zero:
+            save_checkpoint(ckpt_path, {
+                "step": done,
+                "model": model.state_dict(),
+                "optimizers": {n: o.state_dict() for n, o in raw_opts.items()},
+                "precision": precision.state_dict(),
+                "rng": _rng_state(),
+                "config": json.dumps(cfg.to_dict()),
+            })
+        fabric.barrier()
+
+    csv_log = _CSVLog(path / METRICS_CSV, start) if fabric.is_global_zero else None
+    loggers = _external_loggers(cfg.loggers, path, cfg) if fabric.is_global_zero else []
+    loader = loader_cls(dataset, batch_size=cfg.batch_size, seed=cfg.seed, steps=cfg.steps,
+                        start_step=start, sampling=cfg.sampling, num_workers=cfg.num_workers)
+    per_rank = cfg.batch_size // world
+    sums: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    tick = time.perf_counter()
+    last_logged = start
+    saved_at = start if start else -1
+    model.train()
+    reporter = _Progress(progress and fabric.is_global_zero, cfg.steps, start)
+    if start:
+        reporter.note(f"resuming {path} at step {start} of {cfg.steps}")
+    else:
+        reporter.note(f"run directory {path}")
+    with reporter:
+        for t, (images, _factors) in enumerate(loader, start=start):
+            x = to_float(images[rank * per_rank:(rank + 1) * per_rank], fabric.device,
+                         max_value=loader.max_value)
+            _take_step(module, fabric, main_opt, x, t, -1, "", sums, counts)
+            for i, (e, opt) in enumerate(zip(extras, extra_opts, strict=True)):
+                if t % max(int(e.every), 1) == 0:
+                    _take_step(module, fabric, opt, x, t, i, f"{e.name}/", sums, counts)
+            done = t + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                values = {k: float(v.item()) / counts[k] for k, v in sums.items()}
+                now = time.perf_counter()
+                values["steps_per_second"] = (done - last_logged) / max(now - tick, 1e-9)
+                tick, last_logged = now, done
+                sums.clear()
+                counts.clear()
+                if not all(math.isfinite(values[k]) for k in values if k.endswith("loss")):
+                    raise ValueError(
+                        f"training diverged: a loss is not finite at step {done} ({values}); "
+                        f"the last checkpoint in {path} is from before"
+                    )
+                if csv_log is not None:
+                    csv_log.log(done, values)
+                for logger in loggers:
+                    logger.log_metrics(values, step=done)
+                reporter.logged(done, values)
+            else:
+                reporter.advance(done)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                save(done)
+                saved_at = done
+    if saved_at != cfg.steps:
+        save(cfg.steps)
+    for logger in loggers:
+        with suppress(Exception):
+            logger.finalize("success")
+    if fabric.is_global_zero:
+        h, w, c = dataset.image_shape
+        save_model(model, path, info={
+            "data": cfg.data,
+            "data_options": cfg.data_options,
+            "image_shape": [int(c), int(h), int(w)],
+            "step": cfg.steps,
+            "seed": cfg.seed,
+        })
+    fabric.barrier()
+    return path
+
+
+def _take_step(
+    module: Any, fabric: Any, optimizer: Any, x: Any, t: int, which: int, prefix: str,
+    sums: dict[str, Any], counts: dict[str, int],
+) -> None:
+    import torch
+
+    module.zero_grad(set_to_none=True)
+    total, terms = module(x, t, which)
+    fabric.backward(total)
+    if _has_clipping(optimizer.optimizer):
+        fabric.strategy.precision.unscale_gradients(optimizer.optimizer)
+        _clip(optimizer.optimizer)
+    optimizer.step()
+    logged = {"loss": total, **dict(terms)}
+    for key, value in logged.items():
+        name = prefix + key
+        v = torch.as_tensor(value).detach().float().mean()  # stays on the device: no sync
+        sums[name] = sums[name] + v if name in sums else v
+        counts[name] = counts.get(name, 0) + 1
+
+
+def _model_config_cls(name: str) -> type:
+    from disentkit.models import MODELS
+
+    return MODELS[name].config_cls

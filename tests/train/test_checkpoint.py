@@ -1,0 +1,228 @@
+"""Atomic files, the resume checkpoint and safetensors weights loaded without pickle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from disentkit.models import build_model
+from disentkit.train import checkpoint as ck
+from disentkit.train.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    load_model,
+    read_model_info,
+    remove_stale_temporaries,
+    save_checkpoint,
+    save_model,
+    write_json,
+)
+from disentkit.train.trainer import fit
+from tests.train import TINY, registered_tiny, tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with registered_tiny():
+        yield
+    torch.set_num_threads(threads)
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    save_checkpoint(path, {"step": 4, "weights": torch.arange(6.0)})
+    before = path.read_bytes()
+
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as fh:  # half of the file written, then the "crash"
+            fh.truncate(len(before) // 2)
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"step": 8, "weights": torch.zeros(6)})
+    monkeypatch.setattr(torch, "save", real_save)
+
+    assert path.read_bytes() == before
+    assert _files(path.parent) == ["last.ckpt"]  # no temporary file left behind
+    state = load_checkpoint(path)
+    assert state["step"] == 4 and torch.equal(state["weights"], torch.arange(6.0))
+
+
+def test_killed_writes_leave_only_temporaries_that_are_removed(tmp_path):
+    write_json(tmp_path / "a.json", {"x": 1})
+    stale = tmp_path / ".a.json.abc123.tmp"
+    stale.write_text("{half")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert _files(tmp_path) == ["a.json"]
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_atomic_write_replaces_content(tmp_path):
+    target = tmp_path / "f.txt"
+    atomic_write(target, lambda tmp: tmp.write_text("one"))
+    atomic_write(target, lambda tmp: tmp.write_text("two"))
+    assert target.read_text() == "two" and _files(tmp_path) == ["f.txt"]
+
+
+def test_json_is_strict_and_non_finite_becomes_null(tmp_path):
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": (1, 2)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": [1, 2]}
+
+
+class _Payload:  # not loadable with weights_only=True
+    pass
+
+
+def test_checkpoint_reading_refuses_arbitrary_objects_and_garbage(tmp_path):
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"format": ck.CHECKPOINT_FORMAT, "step": 1, "x": _Payload()}, evil)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(evil)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(garbage)
+    other = tmp_path / "other.ckpt"
+    torch.save({"step": 1}, other)
+    with pytest.raises(ValueError, match="is not a disentkit checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_safetensors_round_trip_never_unpickles(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(TINY, kind="quantized", hidden=8)
+    save_model(model, tmp_path, info={"data": "xyobject_tiny", "step": 5})
+    assert _files(tmp_path) == ["model.json", "model.safetensors"]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while loading a shareable model")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+
+    for path in (tmp_path, tmp_path / "model.safetensors", tmp_path / "model.json"):
+        loaded = load_model(path)
+        assert not loaded.training and loaded.config == model.config
+        ref, got = model.state_dict(), loaded.state_dict()
+        assert ref.keys() == got.keys()
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+    info = read_model_info(tmp_path)
+    assert info["model"] == TINY and info["step"] == 5 and info["data"] == "xyobject_tiny"
+    assert info["config"]["hidden"] == 8 and info["disentkit_version"]
+
+    # A lone weights file carries the record in its header.
+    (tmp_path / "model.json").unlink()
+    alone = load_model(tmp_path / "model.safetensors")
+    assert alone.config == model.config
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        load_model(tmp_path)
+    model = build_model(TINY)
+    save_model(model, tmp_path)
+    record = json.loads((tmp_path / "model.json").read_text())
+    record["config"]["hidden"] = 7  # shapes no longer match the weights
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="does not match model"):
+        load_model(tmp_path)
+    record["model"] = "no_such_model"
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(KeyError, match="unknown model 'no_such_model'"):
+        load_model(tmp_path)
+    record["format"] = "something-else"
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="is not a disentkit model record"):
+        load_model(tmp_path)
+
+
+def _rows(run):
+    with (run / "log" / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    ta, tb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, sys.argv[3])
+    from tests.train import register_tiny
+    register_tiny()
+    from disentkit.train import fit
+    fit(json.loads(sys.argv[1]), run_dir=sys.argv[2], progress=False)
+    """
+)
+
+
+def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path):
+    config = tiny_config(steps=48, checkpoint_every=6, log_every=3, deterministic=True,
+                         model_options={"critic": True})
+    killed = tmp_path / "killed"
+    env = {**os.environ, "DISENTKIT_TEST_STEP_SLEEP": "0.05", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, json.dumps(config),
+                             str(killed), str(ROOT)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ckpt = killed / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    step_at_kill = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 12:
+                time.sleep(0.1)  # land between two checkpoints
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    step_at_kill = load_checkpoint(ckpt)["step"]
+    assert 12 <= step_at_kill < 48
+    assert not (killed / "model.safetensors").exists()
+    logged = [int(r["step"]) for r in _rows(killed)]
+    assert logged[-1] >= step_at_kill
+
+    fit(config, run_dir=killed, resume=True, progress=False)
+    straight = fit(config, run_dir=tmp_path / "straight", progress=False)
+    assert _same_weights(killed, straight)
+    # the log has each step once, in order, as if the run had never stopped
+    assert [int(r["step"]) for r in _rows(killed)] == list(range(3, 49, 3))
+    assert _rows(killed) != [] and [r["loss"] for r in _rows(killed)] == [
+        r["loss"] for r in _rows(straight)]
+    assert not list(killed.rglob(".*.tmp"))
