@@ -17,6 +17,12 @@ from disentkit.metrics import METRICS, MetricResult
 from tests.conftest import make_factors
 
 ARRAY_METRICS = sorted(n for n, i in METRICS.items() if i.kind == "array")
+# Invariance tolerances. Gradient-boosted trees (DCI) break ties between equally good
+# splits by the order in which features (and, multi-class, classes) are visited, so
+# permuting columns or relabelling classes can pick a different split in a small node:
+# the scores move by up to ~0.01 on these 600-row noisy codes (exact on tie-free codes,
+# see tests/metrics/test_dci.py). Every other metric is exactly invariant.
+INVARIANCE_TOL = {"dci": 0.02}
 # Small inputs keep the classifier-based metrics fast.
 N = 600
 SIZES = (3, 4, 5)
@@ -85,7 +91,7 @@ def test_invariant_to_permuting_latents(name: str, data) -> None:
     a = _run(name, data["mixed"], data["factors"]).scores()
     b = _run(name, data["mixed"][:, perm], data["factors"]).scores()
     for key in a:
-        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+        assert a[key] == pytest.approx(b[key], abs=INVARIANCE_TOL.get(name, 1e-6)), key
 
 
 @pytest.mark.parametrize("name", ARRAY_METRICS)
@@ -97,7 +103,7 @@ def test_invariant_to_relabelling_factor_classes(name: str, data) -> None:
     a = _run(name, data["mixed"], factors).scores()
     b = _run(name, data["mixed"], relabelled).scores()
     for key in a:
-        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+        assert a[key] == pytest.approx(b[key], abs=INVARIANCE_TOL.get(name, 1e-6)), key
 
 
 @pytest.mark.parametrize("name", ARRAY_METRICS)
