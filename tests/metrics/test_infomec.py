@@ -417,3 +417,13 @@ def test_infoe_on_a_subsample_equals_infoe_on_those_rows_alone() -> None:
     sub = infomec(z, s, infoe_max_samples=300)
     alone = infomec(z[:300], s[:300])
     np.testing.assert_allclose(sub.infoe_per_factor, alone.infoe_per_factor, atol=1e-12)
+
+
+def test_float32_latents_with_the_histogram_estimator_are_not_copied_and_agree() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.integers(0, 4, size=(500, 2))
+    z = (s + 0.3 * rng.standard_normal(s.shape)).astype(np.float32)
+    a = infomec(z, s, estimator="histogram", latent_type="continuous", infoe=False)
+    b = infomec(z.astype(np.float64), s, estimator="histogram", latent_type="continuous",
+                infoe=False)
+    assert (a.infom, a.infoc) == (b.infom, b.infoc)

@@ -206,7 +206,7 @@ def infomec(
         >>> r.metric_id
         'infomec/discrete-prune20-insample@1'
     """
-    p = prepare(latents, factors, metric="infomec")
+    p = prepare(latents, factors, metric="infomec", keep_float32=estimator == "histogram")
     latent_type = check_choice(latent_type, "latent_type", LATENT_TYPES)
     pruning = check_choice(pruning, "pruning", PRUNING)
     infoe_split = check_choice(infoe_split, "infoe_split", INFOE_SPLITS)
