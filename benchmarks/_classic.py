@@ -87,17 +87,21 @@ def explicitness_test(z: np.ndarray, s: np.ndarray) -> float:
     return float(np.mean(per_factor))
 
 
-def dci(z: np.ndarray, s: np.ndarray, seed: int = 0) -> tuple[float, float]:
+def dci(z: np.ndarray, s: np.ndarray, random_states: tuple[int, ...]) -> tuple[float, float]:
+    """One GradientBoostingClassifier per factor, serial (seeded per factor, so the numbers
+    can be compared; disentanglement_lib leaves them unseeded)."""
     tr, _ = _split(z.shape[0])
     r = np.zeros((z.shape[1], s.shape[1]))
     for k in range(s.shape[1]):
-        clf = GradientBoostingClassifier(random_state=seed).fit(z[tr], s[tr, k])
+        clf = GradientBoostingClassifier(random_state=random_states[k]).fit(z[tr], s[tr, k])
         r[:, k] = np.abs(clf.feature_importances_)
     p_d = r / np.maximum(r.sum(axis=1, keepdims=True), 1e-300)
-    h_d = -np.sum(np.where(p_d > 0, p_d * np.log(p_d), 0), axis=1) / np.log(s.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_d = -np.sum(np.where(p_d > 0, p_d * np.log(p_d), 0), axis=1) / np.log(s.shape[1])
     weights = r.sum(axis=1) / r.sum()
     p_k = r / r.sum(axis=0, keepdims=True)
-    h_k = -np.sum(np.where(p_k > 0, p_k * np.log(p_k), 0), axis=0) / np.log(z.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_k = -np.sum(np.where(p_k > 0, p_k * np.log(p_k), 0), axis=0) / np.log(z.shape[1])
     return float(np.sum(weights * (1 - h_d))), float(np.mean(1 - h_k))
 
 

@@ -21,7 +21,7 @@ from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingCla
 from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike, as_generator, int_seed
-from disentkit._validation import check_choice, check_fraction, prepare
+from disentkit._validation import check_choice, check_fraction, check_n_jobs, prepare
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
 from disentkit.metrics._split import split_train_test
 
@@ -390,15 +390,6 @@ def _fit_factor(
     return imp, float(np.mean(pred_train == y_train)), float(np.mean(pred_test == y_test))
 
 
-def _check_n_jobs(n_jobs: object) -> int:
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise ValueError(
-            f"n_jobs must be a non-zero integer (≥1, or negative as in joblib); "
-            f"received {n_jobs!r}"
-        )
-    return int(n_jobs)
-
-
 @register_metric(
     "dci",
     scores=(
@@ -493,7 +484,7 @@ def dci(
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if not isinstance(shuffle, bool | np.bool_):
         raise ValueError(f"shuffle must be True or False; received {shuffle!r}")
-    n_jobs = _check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
     p = prepare(latents, factors, metric="dci")
     rng = as_generator(seed)
     split = split_train_test(
