@@ -34,6 +34,7 @@ test-all: venv
 bench: venv
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/metrics_scale.py
+	$(BIN)/python benchmarks/data.py
 
 lint: venv
 	$(BIN)/ruff check .
