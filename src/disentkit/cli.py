@@ -45,6 +45,7 @@ from disentkit import __version__
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
 from disentkit.cli_data import data_app
+from disentkit.cli_report import report_command
 from disentkit.cli_train import evaluate_command, train_command
 from disentkit.io import InputError, _read_pair
 from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
@@ -701,6 +702,7 @@ def demo(
 
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

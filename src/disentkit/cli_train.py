@@ -164,12 +164,18 @@ def train_command(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show training progress.")
     ] = True,
+    report: Annotated[
+        bool,
+        typer.Option("--report/--no-report",
+                     help="Write RUN/report.html (config, scores, figures) at the end."),
+    ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Train a registered model on a registered dataset, then score it.
 
     Writes a run directory: config.json, checkpoints/last.ckpt, log/metrics.csv,
-    model.safetensors + model.json and (unless --no-evaluate) metrics.json.
+    model.safetensors + model.json, (unless --no-evaluate) metrics.json and (unless
+    --no-report) report.html.
     """
     from rich.text import Text
 
@@ -218,6 +224,11 @@ def train_command(
             _run_evaluation(path, n_samples=saved.eval.n_samples, metrics=saved.eval.metrics,
                             mode=saved.eval.mode, seed=saved.eval.seed,
                             batch_size=saved.eval.batch_size)
+        # --- the HTML report (disentkit.cli_report), unless --no-report
+        if report:
+            from disentkit.cli_report import run_report
+
+            run_report(path)
 
 
 def evaluate_command(
@@ -244,9 +255,15 @@ def evaluate_command(
         typer.Option(help="Seed of samples and metrics (default: the run's eval.seed).",
                      show_default=False),
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option("--report/--no-report",
+                     help="Write RUN/report.html (config, scores, figures) at the end."),
+    ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Score a trained run with the metric suite; writes RUN/metrics.json."""
+    """Score a trained run with the metric suite; writes RUN/metrics.json and (unless
+    --no-report) RUN/report.html."""
     with _errors(debug):
         from disentkit.cli import parse_metric_list
         from disentkit.train.config import EvalConfig, RunConfig
@@ -268,3 +285,8 @@ def evaluate_command(
             seed=defaults.seed if seed is None else seed,
             batch_size=defaults.batch_size,
         )
+        # --- the HTML report (disentkit.cli_report), unless --no-report
+        if report:
+            from disentkit.cli_report import run_report
+
+            run_report(run)

@@ -1,0 +1,68 @@
+"""``disentkit report RUN``: write the run's self-contained HTML page, ``RUN/report.html``.
+
+Thin: it calls :func:`disentkit.viz.report.write_report` and shows what is being rendered
+(a live status line on a terminal, one dim line per step elsewhere). ``disentkit train``
+and ``disentkit evaluate`` call :func:`run_report` when they finish, unless told
+``--no-report``. Bad input ends with one red paragraph on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["report_command", "run_report"]
+
+
+def run_report(run_dir: Path, *, figures: bool = True) -> Path:
+    """Write ``run_dir/report.html`` with progress on stderr; print where it is on stdout."""
+    from rich.markup import escape
+    from rich.text import Text
+
+    from disentkit.cli import _reported_warnings, _stderr, _stdout
+    from disentkit.viz.report import write_report
+
+    err, out = _stderr(), _stdout()
+    with _reported_warnings(err):
+        if err.is_terminal:
+            with err.status("writing the report") as status:
+                path = write_report(
+                    run_dir, render_figures=figures,
+                    progress=lambda label: status.update(f"rendering {escape(label)}"),
+                )
+        else:
+            path = write_report(
+                run_dir, render_figures=figures,
+                progress=lambda label: err.print(Text(f"rendering {label}", style="dim"),
+                                                 soft_wrap=True),
+            )
+    out.print(f"Wrote the report to {path.resolve()}", soft_wrap=True)
+    return path
+
+
+def report_command(
+    run: Annotated[
+        Path, typer.Argument(help="A run directory.", show_default=False)
+    ],
+    figures: Annotated[
+        bool,
+        typer.Option("--figures/--no-figures",
+                     help="Render the run's figures first (--no-figures: embed those already "
+                     "in RUN/figures)."),
+    ] = True,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Write RUN/report.html: config, scores and figures on one self-contained page."""
+    from disentkit.cli import _error
+    from disentkit.cli_train import _errors
+
+    with _errors(debug):
+        try:
+            run_report(run, figures=figures)
+        except OSError as exc:  # FileNotFoundError is handled by _errors
+            if debug or isinstance(exc, FileNotFoundError):
+                raise
+            _error(f"could not write the report of {str(run)!r}: {exc}")
+            raise typer.Exit(2) from None

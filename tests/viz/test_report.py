@@ -1,0 +1,285 @@
+"""The HTML report: a valid, self-contained page with the config, scores and figures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import sys
+import types
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from disentkit._validation import DisentkitWarning
+from disentkit.cli import app
+from disentkit.train import evaluate_run, fit
+from disentkit.viz.report import REPORT_NAME, write_report
+from tests.train import TINY, registered_tiny, tiny_config
+
+runner = CliRunner()
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with registered_tiny():
+        yield
+    torch.set_num_threads(threads)
+
+
+def add_figures(run) -> None:
+    """A small PNG and a two-frame GIF in ``run/figures``, as the figure renderer leaves."""
+    folder = run / "figures"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(
+        folder / "zz_extra_plot.png")
+    frames = [Image.fromarray(np.full((16, 16, 3), v, np.uint8)) for v in (30, 220)]
+    frames[0].save(folder / "zz_extra_anim.gif", save_all=True, append_images=frames[1:],
+                   duration=100, loop=0)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny trained and evaluated run (a few seconds), with two figure files."""
+    path = fit(tiny_config(steps=4, log_every=2, checkpoint_every=4),
+               run_dir=tmp_path_factory.mktemp("report") / "tiny-run", progress=False)
+    evaluate_run(path, n_samples=100, metrics=["mig", "dci"], mode="fast", seed=0)
+    add_figures(path)
+    return path
+
+
+class _Checker(HTMLParser):
+    """Collects tags, checks that every non-void element is closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.imgs: list[dict[str, str | None]] = []
+        self.urls: list[str] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attrs = dict(attrs)
+        if tag == "img":
+            self.imgs.append(attrs)
+        self.urls += [v or "" for k, v in attrs.items() if k in ("src", "href", "action")]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            self.errors.append(f"end tag of void element </{tag}>")
+        elif not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.errors == [], checker.errors
+    assert checker.stack == [], f"unclosed elements: {checker.stack}"
+    assert page.startswith("<!DOCTYPE html>")
+    return checker
+
+
+def decode_image(uri: str) -> Image.Image:
+    match = re.fullmatch(r"data:(image/(?:png|gif));base64,([A-Za-z0-9+/=]+)", uri)
+    assert match, uri[:60]
+    image = Image.open(io.BytesIO(base64.b64decode(match.group(2), validate=True)))
+    image.load()
+    assert image.format == match.group(1).split("/")[1].upper()
+    assert image.width > 0 and image.height > 0
+    return image
+
+
+def test_report_is_valid_self_contained_html_with_scores_config_and_figures(run):
+    path = write_report(run, render_figures=False)
+    assert path == run / REPORT_NAME
+    page = path.read_text(encoding="utf-8")
+    checker = parse(page)
+    text = " ".join(" ".join(checker.text).split())
+
+    # title: model, dataset, run name
+    assert f"{TINY} on xyobject_tiny" in text and "tiny-run" in text
+    # score table: metric IDs and scores of both representation kinds, reconstruction
+    saved = json.loads((run / "metrics.json").read_text())
+    for kind in ("mean", "sampled"):
+        scores = saved["representations"][kind]["scores"]
+        assert f"{scores['mig']:.3f}" in text
+        assert f"{scores['dci.completeness']:.3f}" in text
+    assert "mig/hist20@1" in text and "dci/hist@1" in text
+    assert "representation" in text and "sampled" in text and "informativeness_test" in text
+    assert "Reconstruction error" in text and "binary cross-entropy" in text
+    assert "Active latents:" in text
+    # resolved config, every value
+    config = json.loads((run / "config.json").read_text())
+    assert "model_options.n_latents" in text and "checkpoint_every" in text
+    assert f'"{config["data"]}"' in text and str(config["batch_size"]) in text
+    # self-contained: no external URL, every image an embedded PNG/GIF that decodes
+    assert not re.search(r"https?://", page)
+    assert all(url.startswith("data:image/") for url in checker.urls), checker.urls
+    assert "script" not in checker.tags and "link" not in checker.tags
+    srcs = [img["src"] for img in checker.imgs]
+    formats = sorted(decode_image(src).format for src in srcs)
+    assert formats.count("PNG") >= 1 and formats.count("GIF") >= 1
+    assert len(srcs) == len(list((run / "figures").glob("*.[pg][ni][gf]")))
+    assert all(img.get("alt") for img in checker.imgs)
+    assert text.count("figures/zz_extra_") == 2  # each figure captioned with its file
+    # written atomically: nothing left beside it
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rendering_figures_embeds_every_figure_file(run, tmp_path):
+    copy = shutil.copytree(run, tmp_path / "copy")
+    page = write_report(copy, render_figures=True).read_text(encoding="utf-8")
+    checker = parse(page)
+    files = [p for p in (copy / "figures").iterdir() if p.suffix in (".png", ".gif")]
+    assert len(checker.imgs) == len(files) >= 2
+    for img in checker.imgs:
+        decode_image(img["src"])
+    assert not re.search(r"https?://", page)
+
+
+def _fake_figures(monkeypatch, render) -> None:
+    module = types.ModuleType("disentkit.viz.figures")
+    module.render_run_figures = render
+    monkeypatch.setitem(sys.modules, "disentkit.viz.figures", module)
+
+
+def test_figures_are_rendered_first_with_progress(run, tmp_path, monkeypatch):
+    copy = shutil.copytree(run, tmp_path / "copy")
+    calls = []
+
+    def render(run_dir, *, n_images=8, seed=0, progress=None):
+        calls.append(run_dir)
+        progress("traversals")
+        out = run_dir / "figures" / "traversals.png"
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(out)
+        return {"traversals": out}
+
+    _fake_figures(monkeypatch, render)
+    labels: list[str] = []
+    page = write_report(copy, progress=labels.append).read_text(encoding="utf-8")
+    assert calls == [copy] and labels == ["figures", "traversals", "report"]
+    checker = parse(page)
+    assert len(checker.imgs) == 3 and "Latent traversals" in " ".join(checker.text)
+    assert "figures/traversals.png" in page
+
+
+def test_a_failing_figure_renderer_leaves_a_note_and_a_warning(run, tmp_path, monkeypatch):
+    copy = shutil.copytree(run, tmp_path / "copy")
+
+    def render(run_dir, *, n_images=8, seed=0, progress=None):
+        raise RuntimeError("no <display>")
+
+    _fake_figures(monkeypatch, render)
+    with pytest.warns(DisentkitWarning, match="figures could not be rendered"):
+        page = write_report(copy).read_text(encoding="utf-8")
+    checker = parse(page)
+    assert "RuntimeError: no &lt;display&gt;" in page and "mig/hist20@1" in page
+    assert len(checker.imgs) == 2  # the figures already there are still shown
+
+
+def test_run_without_metrics_says_how_to_evaluate(tmp_path):
+    run = tmp_path / "fresh"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "qlae", "data": "shapes3d",
+                                                 "steps": 7}))
+    page = write_report(run, render_figures=True).read_text(encoding="utf-8")
+    checker = parse(page)
+    text = " ".join(" ".join(checker.text).split())
+    assert "Not evaluated yet" in text and f"disentkit evaluate {run}" in text
+    assert "qlae on shapes3d" in text and '"shapes3d"' in text and "steps" in text
+    assert "figures were not rendered" in text and checker.imgs == []
+
+
+def test_intervals_baselines_and_escaping(tmp_path):
+    run = tmp_path / "r&d"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
+        {"model": "<b>m</b>", "data": "d\"x", "note": "<script>alert(1)</script>"}))
+    scores = {"mig": 0.5, "mig.ci_low": 0.41, "mig.ci_high": 0.58,
+              "baseline.random.mig": 0.02, "baseline.ground_truth.mig": 0.97,
+              "mig.metric_id": "mig/hist20@1", "sap": None, "sap.metric_id": "sap<1>"}
+    (run / "metrics.json").write_text(json.dumps({
+        "confidence": 0.9, "mode": "reference", "n_samples": 10,
+        "representations": {"z": {"scores": scores}}}))
+    page = write_report(run, render_figures=False).read_text(encoding="utf-8")
+    checker = parse(page)
+    assert "script" not in checker.tags and "<b>m</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "sap&lt;1&gt;" in page
+    text = " ".join(" ".join(checker.text).split())
+    assert "90% CI" in text and "0.410 – 0.580" in text
+    assert "random baseline" in text and "0.020" in text
+    assert "ground-truth baseline" in text and "0.970" in text
+    assert "representation" not in text  # one kind: no representation column
+    assert "0.500" in text and "—" in text  # a missing score shown as a dash
+
+
+def test_cli_report_writes_the_page(run, tmp_path):
+    copy = shutil.copytree(run, tmp_path / "copy")
+    (copy / REPORT_NAME).unlink(missing_ok=True)
+    result = runner.invoke(app, ["report", str(copy), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert (copy / REPORT_NAME).is_file()
+    assert str((copy / REPORT_NAME).resolve()) in " ".join(result.stdout.split())
+    parse((copy / REPORT_NAME).read_text(encoding="utf-8"))
+
+
+def test_evaluate_writes_the_report_unless_told_not_to(run, tmp_path):
+    copy = shutil.copytree(run, tmp_path / "copy")
+    (copy / REPORT_NAME).unlink(missing_ok=True)
+    args = ["evaluate", str(copy), "--n-samples", "50", "--metrics", "mig"]
+    result = runner.invoke(app, [*args, "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert not (copy / REPORT_NAME).exists()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "mig/hist20@1" in (copy / REPORT_NAME).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no run directory at"),
+        ("empty", "is not a run directory"),
+        ("bad_json", "is not valid JSON"),
+    ],
+)
+def test_cli_report_errors_are_one_red_paragraph_and_exit_2(tmp_path, setup, message):
+    run = tmp_path / "run"
+    if setup != "missing":
+        run.mkdir()
+    if setup == "bad_json":
+        (run / "config.json").write_text("{}")
+        (run / "metrics.json").write_text("{not json")
+    result = runner.invoke(app, ["report", str(run), "--no-figures"])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.stderr and message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    assert not (run / REPORT_NAME).exists()
