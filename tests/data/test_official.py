@@ -352,6 +352,33 @@ def test_mpi3d_uncompressed_npz_is_mapped_in_place(src, tmp_path: Path) -> None:
     assert ds.factor_values[1][0] == "cone"
 
 
+def test_released_pages_read_the_same_images(src, tmp_path: Path, monkeypatch) -> None:
+    place(tmp_path, "mpi3d_toy", src / "mpi3d_toy.npz")
+    plain = get_dataset("mpi3d_toy", data_dir=tmp_path)
+    lean = get_dataset("mpi3d_toy", data_dir=tmp_path, release_pages_every=2)
+    released = []
+    idx = np.random.default_rng(0).integers(0, len(plain), (5, 64))
+    first = lean.images(idx[0])  # opens the map
+    monkeypatch.setattr(lean._storage._map, "_mmap", _Spy(lean._storage._map._mmap, released))
+    batches = [first] + [lean.images(i) for i in idx[1:]]
+    for i, batch in zip(idx, batches, strict=True):
+        np.testing.assert_array_equal(batch, plain.images(i))
+    assert len(released) == 2  # reads 2 and 4 of the 4 spied reads (every 2nd overall)
+    with pytest.raises(ValueError, match="release_pages_every"):
+        get_dataset("mpi3d_toy", data_dir=tmp_path, release_pages_every=0)
+
+
+class _Spy:
+    """Wraps an mmap and records madvise calls."""
+
+    def __init__(self, inner, calls: list) -> None:
+        self._inner, self._calls = inner, calls
+
+    def madvise(self, *args) -> None:
+        self._calls.append(args)
+        self._inner.madvise(*args)
+
+
 def test_mpi3d_compressed_npz_needs_prepare(src, tmp_path: Path) -> None:
     place(tmp_path, "mpi3d_toy", src / "compressed" / "mpi3d_toy.npz")
     with pytest.raises(PrepareRequiredError, match="disentkit data prepare mpi3d_toy"):
