@@ -16,17 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -42,6 +39,7 @@ from rich.table import Table
 from rich.text import Text
 
 from disentkit import __version__
+from disentkit._atomic import _jsonable, write_json
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
 from disentkit.cli_data import data_app
@@ -231,43 +229,7 @@ def parse_metric_list(text: str | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars and arrays to Python, non-finite floats to ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
-
-def _write_json(path: Path, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file, then ``os.replace``)."""
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _sha256(path: Path) -> str:
@@ -502,7 +464,7 @@ def score(
         **evaluation.to_json(),
     }
     try:
-        written = _write_json(json_path, payload)
+        written = write_json(json_path, payload)
     except OSError as exc:
         _error(f"could not write {json_path}: {exc}")
         raise typer.Exit(1) from None
@@ -693,7 +655,7 @@ def demo(
         "results": {rep: ev.to_json() for rep, ev in evaluations.items()},
     }
     try:
-        written = _write_json(output, payload)
+        written = write_json(output, payload)
     except OSError as exc:
         _error(f"could not write {output}: {exc}")
         raise typer.Exit(1) from None

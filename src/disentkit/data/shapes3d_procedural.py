@@ -57,7 +57,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -66,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
 from disentkit.data._base import DatasetSource, FactorDataset, data_root, register_dataset
 from disentkit.data._raster import hsv_to_rgb as _hsv_to_rgb
@@ -523,25 +523,18 @@ def _read_cache(path: Path, image_size: int) -> np.ndarray | None:
 def _write_cache(path: Path, g: np.ndarray) -> None:
     """Write ``g`` to ``path`` atomically (temporary file in the same folder, then
     ``os.replace``); warn instead of failing when the folder is not writable."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as fh:
-            tmp = Path(fh.name)
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a handle: np.save would append ".npy" to a path
             np.save(fh, g, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, save)
     except OSError as exc:
         warnings.warn(
             f"could not write the shapes3d_procedural geometry cache {path}: {exc}",
             DisentkitWarning,
             stacklevel=3,
         )
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def _resolve_cache_dir(

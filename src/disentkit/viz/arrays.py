@@ -545,7 +545,7 @@ def save_gif(
     """
     from PIL import Image
 
-    from disentkit.train.checkpoint import atomic_write
+    from disentkit._atomic import atomic_write
 
     arrays = [np.asarray(f) for f in frames]
     if not arrays:

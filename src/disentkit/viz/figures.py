@@ -73,7 +73,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = DPI) ->
 
     The PNG carries no software-version metadata, so the same figure gives the same bytes.
     """
-    from disentkit.train.checkpoint import atomic_write
+    from disentkit._atomic import atomic_write
 
     def write(tmp: Path) -> None:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})

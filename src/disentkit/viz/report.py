@@ -410,6 +410,6 @@ def write_report(
         "</html>",
         "",
     ])
-    from disentkit.train.checkpoint import atomic_write
+    from disentkit._atomic import atomic_write
 
     return atomic_write(path / REPORT_NAME, lambda tmp: tmp.write_text(page, encoding="utf-8"))
