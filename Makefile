@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 demo: venv
 	$(BIN)/disentkit train --model qlae --data dsprites_procedural --steps 200 --batch-size 32 \
-		--set model.arch=dlib --set eval.n_samples=2000 --set eval.mode=fast \
+		--set model.arch=dlib --set eval.n_samples=2000 --set eval.mode=fast --set eval.baselines=true \
 		--run-dir runs/demo --resume
 	$(BIN)/disentkit demo
 	@echo "Trained QLAE run (config, checkpoint, log, weights, metrics.json): $(CURDIR)/runs/demo"

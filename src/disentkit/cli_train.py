@@ -86,7 +86,7 @@ def _summary_lines(result: Mapping[str, Any]) -> list[str]:
 
 def _run_evaluation(
     run_dir: Path, *, n_samples: int, metrics: list[str] | None, mode: str, seed: int,
-    batch_size: int = 256,
+    batch_size: int = 256, n_bootstrap: int = 0, baselines: bool = False,
 ) -> None:
     from rich.text import Text
 
@@ -102,7 +102,8 @@ def _run_evaluation(
 
     with _reported_warnings(err):
         result = evaluate_run(run_dir, n_samples=n_samples, metrics=metrics, mode=mode,
-                              seed=seed, batch_size=batch_size, progress=report)
+                              seed=seed, batch_size=batch_size, progress=report,
+                              n_bootstrap=n_bootstrap, baselines=baselines)
     out.print(_scores_table(result))
     for line in _summary_lines(result):
         out.print(line, soft_wrap=True)
@@ -223,7 +224,9 @@ def train_command(
             saved = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
             _run_evaluation(path, n_samples=saved.eval.n_samples, metrics=saved.eval.metrics,
                             mode=saved.eval.mode, seed=saved.eval.seed,
-                            batch_size=saved.eval.batch_size)
+                            batch_size=saved.eval.batch_size,
+                            n_bootstrap=saved.eval.n_bootstrap,
+                            baselines=saved.eval.baselines)
         # --- the HTML report (disentkit.cli_report), unless --no-report
         if report:
             from disentkit.cli_report import run_report
@@ -255,6 +258,17 @@ def evaluate_command(
         typer.Option(help="Seed of samples and metrics (default: the run's eval.seed).",
                      show_default=False),
     ] = None,
+    n_bootstrap: Annotated[
+        int | None,
+        typer.Option(help="Bootstrap replicates for confidence intervals (default: the "
+                     "run's eval.n_bootstrap).", show_default=False),
+    ] = None,
+    baselines: Annotated[
+        bool | None,
+        typer.Option("--baselines/--no-baselines",
+                     help="Also score the factors themselves and random latents (default: "
+                     "the run's eval.baselines).", show_default=False),
+    ] = None,
     report: Annotated[
         bool,
         typer.Option("--report/--no-report",
@@ -284,6 +298,8 @@ def evaluate_command(
             mode=defaults.mode if mode is None else mode,
             seed=defaults.seed if seed is None else seed,
             batch_size=defaults.batch_size,
+            n_bootstrap=defaults.n_bootstrap if n_bootstrap is None else n_bootstrap,
+            baselines=defaults.baselines if baselines is None else baselines,
         )
         # --- the HTML report (disentkit.cli_report), unless --no-report
         if report:

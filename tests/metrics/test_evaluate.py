@@ -120,3 +120,16 @@ def test_basic_interval_reflects_the_percentile_one_around_the_estimate(pair) ->
     lo, hi = pct.intervals[("mig", "score")]
     assert basic.intervals[("mig", "score")] == pytest.approx((2 * est - hi, 2 * est - lo))
 
+
+
+def test_per_factor_scores_get_intervals_and_baselines(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig"], n_bootstrap=6, baselines=True, seed=3)
+    entry = out.to_json()["metrics"]["mig"]["per_factor"]["score"]
+    values = np.asarray(entry["values"])
+    np.testing.assert_array_equal(values, mig(latents, factors, seed=3).per_factor)
+    assert entry["factors"] == [0, 1]
+    lo, hi = np.asarray(entry["ci_low"]), np.asarray(entry["ci_high"])
+    assert lo.shape == hi.shape == values.shape and np.all(lo <= hi)
+    assert np.all(np.asarray(entry["baselines"]["ground_truth"]) > values)
+    assert np.all(np.asarray(entry["baselines"]["random"]) < values)

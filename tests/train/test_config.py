@@ -39,7 +39,9 @@ def test_defaults_and_round_trip_write_every_field():
     assert d["loggers"] == ["csv"]
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
-    assert set(d["eval"]) == {"n_samples", "metrics", "mode", "seed", "batch_size"}
+    assert set(d["eval"]) == {
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+    }
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
 

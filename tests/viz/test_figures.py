@@ -276,10 +276,11 @@ def test_render_run_figures_writes_every_applicable_figure(runs, tmp_path):
     expected = {
         "qlae": {"traversals", "traversals_gif", "reconstructions", "samples",
                  "codebook_usage", "active_passive", "mi_heatmap", "scores_quantized",
-                 "scores_indices", "scores_mean", "training_curves"},
+                 "scores_indices", "scores_mean", "training_curves", "factor_scores_quantized",
+                 "factor_scores_indices", "factor_scores_mean"},
         "vae": {"traversals", "traversals_gif", "reconstructions", "samples", "active_passive",
                 "mi_heatmap", "dci_importance", "scores_mean", "scores_sampled",
-                "training_curves"},
+                "training_curves", "factor_scores_mean", "factor_scores_sampled"},
     }
     for name, run in runs.items():
         written = render_run_figures(run, n_images=4, seed=0, progress=labels.append)
@@ -314,3 +315,22 @@ def test_importing_viz_imports_neither_torch_nor_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_factor_bars_draw_one_bar_per_factor_with_intervals_and_baselines():
+    import numpy as np
+
+    from disentkit import evaluate
+    from disentkit.viz.figures import factor_bars
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 4, (400, 3))
+    z = s + 0.3 * rng.standard_normal(s.shape)
+    payload = evaluate(z, s, metrics=["mig", "sap"], n_bootstrap=3, baselines=True).to_json()
+    fig = factor_bars(payload, ["a", "b", "c"])
+    assert fig is not None and len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3  # one bar per factor
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert len(ax.collections) >= 3  # error bars + two baseline marker sets
+    assert factor_bars({"metrics": {}}) is None

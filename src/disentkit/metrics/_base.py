@@ -35,6 +35,9 @@ class MetricResult:
     """
 
     SCORES: ClassVar[tuple[str, ...]] = ()
+    #: score name → name of the ``(K,)`` field holding that score factor by factor, for the
+    #: scores that decompose over factors (e.g. MIG's gap per factor)
+    PER_FACTOR: ClassVar[dict[str, str]] = {}
 
     metric_id: str
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -44,6 +47,14 @@ class MetricResult:
     def scores(self) -> dict[str, float]:
         """The headline scores as Python floats, keyed by score name."""
         return {name: float(getattr(self, name)) for name in self.SCORES}
+
+    def factor_scores(self) -> dict[str, np.ndarray]:
+        """Per-factor values ``(K,)`` of the scores that decompose over factors (kept factors,
+        in the order of the user's columns without ``skipped_factors``)."""
+        return {
+            score: np.asarray(getattr(self, name), dtype=np.float64)
+            for score, name in self.PER_FACTOR.items()
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A flat, JSON-friendly dict: scores, metric ID, options and sample counts.

@@ -76,6 +76,11 @@ class DCIResult(MetricResult):
         "informativeness_train",
         "informativeness_test",
     )
+    PER_FACTOR = {  # noqa: RUF012
+        "completeness": "per_factor_completeness",
+        "informativeness_train": "per_factor_train_accuracy",
+        "informativeness_test": "per_factor_test_accuracy",
+    }
 
     disentanglement: float
     completeness: float

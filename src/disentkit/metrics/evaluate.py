@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 
 from disentkit._random import SeedLike, as_generator, int_seed
 from disentkit._validation import (
+    DisentkitWarning,
     check_choice,
     check_factors,
     check_fraction,
@@ -58,7 +60,9 @@ class Evaluation:
 
     Attributes:
         results: metric name → result on the user's representation.
-        intervals: ``(metric, score)`` → ``(low, high)`` bootstrap percentile interval.
+        intervals: ``(metric, score)`` → ``(low, high)`` bootstrap interval.
+        factor_intervals: ``(metric, score)`` → ``(low, high)`` arrays ``(K,)``: the same
+            interval for each factor of the scores that decompose over factors.
         baselines: baseline name → metric name → result.
         mode: ``"reference"`` or ``"fast"``.
         seed: the seed every metric received.
@@ -70,6 +74,9 @@ class Evaluation:
 
     results: Mapping[str, MetricResult]
     intervals: Mapping[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    factor_intervals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
     baselines: Mapping[str, Mapping[str, MetricResult]] = field(default_factory=dict)
     mode: str = "reference"
     seed: int = 0
@@ -137,10 +144,36 @@ class Evaluation:
                     "baselines": {
                         b: res[name].scores() for b, res in self.baselines.items() if name in res
                     },
+                    "per_factor": self._per_factor_json(name, result),
                 }
                 for name, result in self.results.items()
             },
         }
+
+
+    def _per_factor_json(self, name: str, result: MetricResult) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for score, values in result.factor_scores().items():
+            entry: dict[str, Any] = {
+                "factors": list(result_factors(result, values.size)),
+                "values": values.tolist(),
+            }
+            if (name, score) in self.factor_intervals:
+                lo, hi = self.factor_intervals[(name, score)]
+                entry["ci_low"], entry["ci_high"] = lo.tolist(), hi.tolist()
+            entry["baselines"] = {
+                b: res[name].factor_scores()[score].tolist()
+                for b, res in self.baselines.items()
+                if name in res and res[name].factor_scores()[score].size == values.size
+            }
+            out[score] = entry
+        return out
+
+
+def result_factors(result: MetricResult, k: int) -> tuple[int, ...]:
+    """Indices (into the user's factor columns) of a result's ``k`` per-factor values."""
+    skipped = set(result.skipped_factors)
+    return tuple(i for i in range(k + len(skipped)) if i not in skipped)[:k]
 
 
 def default_suite(kind: str = "array") -> list[str]:
@@ -282,17 +315,26 @@ def evaluate(
     results, seconds = _run_suite(infos, lat, fac, merged, common, progress)
 
     intervals: dict[tuple[str, str], tuple[float, float]] = {}
+    factor_intervals: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     if n_bootstrap:
         boot_rng = np.random.default_rng([seed_int, 1])
         samples: dict[tuple[str, str], list[float]] = {}
+        factor_samples: dict[tuple[str, str], list[np.ndarray]] = {}
         for b in range(n_bootstrap):
             idx = boot_rng.integers(0, lat.shape[0], lat.shape[0])
-            res, _ = _run_suite(
-                infos, lat[idx], fac[idx], merged, common, progress, f"bootstrap {b + 1}: "
-            )
+            with warnings.catch_warnings():
+                # a resample can miss a rare class: that replicate skips the factor
+                warnings.simplefilter("ignore", DisentkitWarning)
+                res, _ = _run_suite(
+                    infos, lat[idx], fac[idx], merged, common, progress, f"bootstrap {b + 1}: "
+                )
             for name, r in res.items():
                 for score, v in r.scores().items():
                     samples.setdefault((name, score), []).append(v)
+                if r.skipped_factors:
+                    continue  # per-factor values would not line up with the estimate's
+                for score, values in r.factor_scores().items():
+                    factor_samples.setdefault((name, score), []).append(values)
         alpha = (1 - confidence) / 2
         for key, vals in samples.items():
             arr = np.asarray(vals)
@@ -306,6 +348,14 @@ def evaluate(
                     )
                     lo, hi = np.clip([2 * estimate - hi, 2 * estimate - lo], *bounds)
                 intervals[key] = (float(lo), float(hi))
+        for key, arrays in factor_samples.items():
+            stack = np.stack(arrays)  # (replicates, K)
+            lo, hi = np.nanquantile(stack, [alpha, 1 - alpha], axis=0)
+            if ci_method == "basic":
+                estimate = results[key[0]].factor_scores()[key[1]]
+                bounds = next(sc.bounds for sc in METRICS[key[0]].scores if sc.name == key[1])
+                lo, hi = np.clip(2 * estimate - hi, *bounds), np.clip(2 * estimate - lo, *bounds)
+            factor_intervals[key] = (lo, hi)
 
     base_results: dict[str, dict[str, MetricResult]] = {}
     wanted = list(BASELINES) if baselines is True else list(baselines or [])
@@ -321,6 +371,7 @@ def evaluate(
     return Evaluation(
         results=results,
         intervals=intervals,
+        factor_intervals=factor_intervals,
         baselines=base_results,
         mode=mode,
         seed=seed_int,

@@ -72,6 +72,7 @@ class InfoMECResult(MetricResult):
     """
 
     SCORES = ("infom", "infoc", "infoe")
+    PER_FACTOR = {"infoc": "infoc_per_factor", "infoe": "infoe_per_factor"}  # noqa: RUF012
 
     infom: float
     infoc: float

@@ -25,6 +25,7 @@ class MIGResult(MetricResult):
     """
 
     SCORES = ("score",)
+    PER_FACTOR = {"score": "per_factor"}  # noqa: RUF012
 
     score: float
     per_factor: np.ndarray

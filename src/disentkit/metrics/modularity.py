@@ -191,6 +191,7 @@ class ExplicitnessResult(MetricResult):
     """
 
     SCORES = ("train", "test")
+    PER_FACTOR = {"train": "per_factor_train", "test": "per_factor_test"}  # noqa: RUF012
 
     train: float
     test: float

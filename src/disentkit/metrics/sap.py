@@ -46,6 +46,7 @@ class SAPResult(MetricResult):
     """
 
     SCORES = ("score",)
+    PER_FACTOR = {"score": "per_factor"}  # noqa: RUF012
 
     score: float
     per_factor: np.ndarray

@@ -103,6 +103,8 @@ class EvalConfig:
     mode: Literal["reference", "fast"] = "reference"  # metric settings
     seed: int = 0  # seed of the sampled factors, of sampled representations and metrics
     batch_size: int = 256  # images per encoder call during evaluation
+    n_bootstrap: int = 0  # bootstrap replicates for confidence intervals (0: none)
+    baselines: bool = False  # also score the factors themselves and random latents
 
 
 @dataclass

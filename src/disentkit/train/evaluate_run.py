@@ -51,6 +51,8 @@ def evaluate_run(
     batch_size: int = 256,
     device: Any = None,
     progress: Callable[[str], None] | None = None,
+    n_bootstrap: int = 0,
+    baselines: bool = False,
 ) -> dict[str, Any]:
     """Score the trained model of ``run_dir`` and write ``run_dir/metrics.json``.
 
@@ -157,6 +159,7 @@ def evaluate_run(
                                  "metrics": {}}
         if array_names:
             ev = evaluate(latents, factors, metrics=array_names, mode=mode, seed=int(seed),
+                          n_bootstrap=int(n_bootstrap), baselines=bool(baselines),
                           progress=None if progress is None else (
                               lambda label, k=k: progress(f"{k}: {label}")))
             entry["scores"].update(ev.to_dict())

@@ -37,6 +37,7 @@ __all__ = [
     "DPI",
     "active_passive",
     "codebook_usage",
+    "factor_bars",
     "importance_heatmap",
     "matching_order",
     "mi_heatmap",
@@ -306,6 +307,81 @@ def score_bars(
     ax.set_xticks(x, keys, rotation=35, ha="right")
     ax.set_ylabel("score")
     ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def factor_bars(
+    payload: Mapping[str, Any],
+    factor_names: Sequence[str] | None = None,
+    *,
+    representation: str | None = None,
+    title: str | None = None,
+) -> Figure | None:
+    """Per-factor bar charts: one panel per score that decomposes over factors (MIG's gap,
+    DCI completeness and accuracies, SAP, InfoC, InfoE, explicitness), one bar per factor
+    with its bootstrap interval, the random and ground-truth baselines as markers.
+
+    Args:
+        payload: ``Evaluation.to_json()`` or a run's ``metrics.json`` (the ``per_factor``
+            entries :func:`disentkit.evaluate` writes).
+        factor_names: names of the user's factor columns (default ``f0, f1, ...``).
+        representation: with ``metrics.json``, which representation (default: the first).
+        title: figure title.
+
+    Returns:
+        The figure, or ``None`` when no score has per-factor values.
+    """
+    if "representations" in payload:
+        reps = payload["representations"] or {}
+        if not reps:
+            return None
+        name = representation or next(iter(reps))
+        section = reps[name].get("metrics") or {}
+    else:
+        section = payload.get("metrics") or {}
+    panels = [
+        (f"{metric}" if score == "score" else f"{metric}.{score}", entry)
+        for metric, record in section.items()
+        if isinstance(record, Mapping)
+        for score, entry in (record.get("per_factor") or {}).items()
+        if entry.get("values")
+    ]
+    if not panels:
+        return None
+    n_cols = min(3, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig = _figure(4.2 * n_cols, 2.8 * n_rows)
+    fig.suptitle(title or "Scores per factor" + (f" ({representation})" if representation
+                                                    else ""))
+    for i, (key, entry) in enumerate(panels):
+        ax = fig.add_subplot(n_rows, n_cols, i + 1)
+        factors = list(entry.get("factors") or range(len(entry["values"])))
+        y = np.array([np.nan if _num(v) is None else v for v in entry["values"]], dtype=float)
+        x = np.arange(y.size)
+        ax.bar(x, np.nan_to_num(y), color=_ACTIVE, alpha=0.85)
+        if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+            lo = np.array(entry["ci_low"], dtype=float)
+            hi = np.array(entry["ci_high"], dtype=float)
+            err = np.stack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+            ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor="black", capsize=3)
+        for b, values in (entry.get("baselines") or {}).items():
+            if len(values) != y.size:
+                continue
+            style = _BASELINE_STYLE.get(b, {"marker": "o", "color": "#9467bd", "label": b})
+            ax.scatter(x, values, zorder=3, s=30, **style)
+        labels = [
+            factor_names[f] if factor_names is not None and f < len(factor_names) else f"f{f}"
+            for f in factors
+        ]
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=7)
+        ax.set_title(key, fontsize=9)
+        ax.set_ylim(min(0.0, float(np.nanmin(y)) if np.isfinite(y).any() else 0.0), 1.05)
+    if any(e.get("baselines") for _, e in panels):
+        handles = [
+            fig.axes[0].scatter([], [], **_BASELINE_STYLE[b])
+            for b in ("random", "ground_truth")
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7)
     return fig
 
 
@@ -601,6 +677,10 @@ def render_run_figures(
             step(f"scores ({kind})")
             put(f"scores_{kind}", score_bars(metrics, representation=kind,
                                              title=f"Scores ({kind} representation)"))
+            per_factor = factor_bars(metrics, factor_names, representation=kind,
+                                     title=f"Scores per factor ({kind} representation)")
+            if per_factor is not None:
+                put(f"factor_scores_{kind}", per_factor)
 
     csv_path = run / "log" / "metrics.csv"
     if csv_path.is_file():

@@ -46,8 +46,10 @@ _CAPTIONS: tuple[tuple[str, str], ...] = (
     ("sample", "Random samples from the model's prior."),
     ("mi", "Mutual information between latents (rows) and factors (columns)."),
     ("dci", "DCI importance of each latent (rows) for each factor (columns)."),
-    ("score", "Scores per factor with their confidence intervals, beside the random and "
-              "ground-truth baselines."),
+    ("factor_score", "Scores per factor with their confidence intervals, beside the random "
+                     "and ground-truth baselines."),
+    ("score", "Scores with their confidence intervals, beside the random and ground-truth "
+              "baselines."),
     ("codebook", "Codebook usage: how often each code value is used, per latent."),
     ("active", "Active and passive latents (mean vs sampled representation)."),
     ("training", "Training curves from the run's log."),
