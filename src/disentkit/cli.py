@@ -40,6 +40,7 @@ from rich.text import Text
 
 from disentkit import __version__
 from disentkit._atomic import _jsonable, write_json
+from disentkit._console import _error, _stderr, _stdout
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
 from disentkit.cli_data import data_app
@@ -66,19 +67,6 @@ app.add_typer(data_app, name="data")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _stdout() -> Console:
-    return Console(highlight=False)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _error(message: str, hint: str = "") -> None:
-    text = Text.assemble(("error: ", "bold red"), (message, "red"), (hint, "dim"))
-    _stderr().print(text, soft_wrap=True)
 
 
 @contextmanager

@@ -37,6 +37,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
+from disentkit._console import _error, _stderr, _stdout
+
 __all__ = ["data_app", "parse_dataset_options"]
 
 data_app = typer.Typer(
@@ -77,19 +79,6 @@ OptionList = Annotated[
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _stdout() -> Console:
-    return Console(highlight=False)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _error(message: str, hint: str = "") -> None:
-    text = Text.assemble(("error: ", "bold red"), (message, "red"), (hint, "dim"))
-    _stderr().print(text, soft_wrap=True)
 
 
 @contextmanager
