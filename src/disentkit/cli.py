@@ -371,7 +371,10 @@ def score(
             help="Also score random Gaussian latents and the ground-truth factors as latents.",
         ),
     ] = False,
-    n_jobs: Annotated[int, typer.Option(help="Parallel jobs for per-factor fits.")] = 1,
+    n_jobs: Annotated[
+        int, typer.Option(help="Parallel jobs for per-factor fits (-1: every core; the "
+                          "numbers do not depend on it).")
+    ] = -1,
     json_path: Annotated[
         Path | None,
         typer.Option(

@@ -248,7 +248,7 @@ def evaluate(
     ci_method: str = "percentile",
     baselines: bool | Sequence[str] = False,
     shuffle: bool = False,
-    n_jobs: int = 1,
+    n_jobs: int = -1,
     progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Score one representation with many metrics at once.
@@ -277,7 +277,8 @@ def evaluate(
             themselves as latents) and ``"random"`` (standard Gaussian latents of the same
             shape): the same suite is computed on each, beside the user's scores.
         shuffle: for metrics with a train/test split, permute rows with the seed first.
-        n_jobs: parallel jobs for metrics that fit one classifier per factor.
+        n_jobs: parallel jobs for metrics that fit one classifier per factor (joblib's
+            convention; default -1: every core). The numbers do not depend on it.
         progress: called with a short label before each metric runs.
 
     Returns:
