@@ -381,7 +381,7 @@ def factor_bars(
             fig.axes[0].scatter([], [], **_BASELINE_STYLE[b])
             for b in ("random", "ground_truth")
         ]
-        fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7)
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=7)
     return fig
 
 
