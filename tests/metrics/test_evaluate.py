@@ -133,3 +133,12 @@ def test_per_factor_scores_get_intervals_and_baselines(pair) -> None:
     assert lo.shape == hi.shape == values.shape and np.all(lo <= hi)
     assert np.all(np.asarray(entry["baselines"]["ground_truth"]) > values)
     assert np.all(np.asarray(entry["baselines"]["random"]) < values)
+
+
+def test_knn_scores_get_no_bootstrap_interval_and_say_why(pair) -> None:
+    latents, factors = pair
+    out = evaluate(latents, factors, metrics=["mig", "infomec"], n_bootstrap=3)
+    assert ("mig", "score") in out.intervals  # histogram estimator: resampling is fine
+    assert not [k for k in out.intervals if k[0] == "infomec"]  # kNN on continuous latents
+    entry = out.to_json()["metrics"]["infomec"]
+    assert entry["intervals"] == {} and "kNN" in entry["intervals_note"]

@@ -63,6 +63,8 @@ class Evaluation:
         intervals: ``(metric, score)`` → ``(low, high)`` bootstrap interval.
         factor_intervals: ``(metric, score)`` → ``(low, high)`` arrays ``(K,)``: the same
             interval for each factor of the scores that decompose over factors.
+        interval_notes: metric name → why it has no interval despite ``n_bootstrap``
+            (metrics using the kNN MI estimator, which resampled duplicate rows break).
         baselines: baseline name → metric name → result.
         mode: ``"reference"`` or ``"fast"``.
         seed: the seed every metric received.
@@ -77,6 +79,7 @@ class Evaluation:
     factor_intervals: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict
     )
+    interval_notes: Mapping[str, str] = field(default_factory=dict)
     baselines: Mapping[str, Mapping[str, MetricResult]] = field(default_factory=dict)
     mode: str = "reference"
     seed: int = 0
@@ -141,6 +144,11 @@ class Evaluation:
                         for s in result.SCORES
                         if (name, s) in self.intervals
                     },
+                    **(
+                        {"intervals_note": self.interval_notes[name]}
+                        if name in self.interval_notes
+                        else {}
+                    ),
                     "baselines": {
                         b: res[name].scores() for b, res in self.baselines.items() if name in res
                     },
@@ -317,7 +325,18 @@ def evaluate(
 
     intervals: dict[tuple[str, str], tuple[float, float]] = {}
     factor_intervals: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    no_intervals: dict[str, str] = {}
     if n_bootstrap:
+        # Resampling with replacement duplicates rows; a k-nearest-neighbour estimate then
+        # finds neighbours at distance ~0 and is no longer an estimate of the same quantity
+        # (InfoM of a clean code drops from 0.99 to ≈0.84): no interval for those metrics.
+        for name, r in results.items():
+            if r.options.get("estimator") == "knn":
+                no_intervals[name] = (
+                    "no bootstrap interval: the kNN mutual-information estimator is not valid "
+                    "on resampled rows (duplicates are zero-distance neighbours)"
+                )
+        boot_infos = [i for i in infos if i.name not in no_intervals]
         boot_rng = np.random.default_rng([seed_int, 1])
         samples: dict[tuple[str, str], list[float]] = {}
         factor_samples: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -327,7 +346,8 @@ def evaluate(
                 # a resample can miss a rare class: that replicate skips the factor
                 warnings.simplefilter("ignore", DisentkitWarning)
                 res, _ = _run_suite(
-                    infos, lat[idx], fac[idx], merged, common, progress, f"bootstrap {b + 1}: "
+                    boot_infos, lat[idx], fac[idx], merged, common, progress,
+                    f"bootstrap {b + 1}: ",
                 )
             for name, r in res.items():
                 for score, v in r.scores().items():
@@ -373,6 +393,7 @@ def evaluate(
         results=results,
         intervals=intervals,
         factor_intervals=factor_intervals,
+        interval_notes=no_intervals,
         baselines=base_results,
         mode=mode,
         seed=seed_int,
