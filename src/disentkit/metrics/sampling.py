@@ -50,6 +50,23 @@ class GroundTruthSampler(Protocol):
         ...
 
 
+
+def _check_factor_sizes(factor_sizes: object, what: str) -> np.ndarray:
+    """``factor_sizes`` as int64 ``(K,)``, or a ValueError naming ``what`` and the value."""
+    sizes = np.asarray(factor_sizes)
+    if (
+        sizes.ndim != 1
+        or sizes.size == 0
+        or not np.issubdtype(sizes.dtype, np.integer)
+        or (sizes < 1).any()
+    ):
+        raise ValueError(
+            f"{what} must be a non-empty sequence of positive integers; received "
+            f"{factor_sizes!r}"
+        )
+    return sizes.astype(np.int64)
+
+
 def check_sampler(sampler: object, *, metric: str) -> np.ndarray:
     """Check that ``sampler`` is a :class:`GroundTruthSampler`; return its factor sizes.
 
@@ -74,18 +91,7 @@ def check_sampler(sampler: object, *, metric: str) -> np.ndarray:
     for name in ("sample_factors", "images_from_factors"):
         if not callable(getattr(sampler, name)):
             raise TypeError(f"{metric}: sampler.{name} must be callable")
-    sizes = np.asarray(sampler.factor_sizes)
-    if (
-        sizes.ndim != 1
-        or sizes.size == 0
-        or not np.issubdtype(sizes.dtype, np.integer)
-        or (sizes < 1).any()
-    ):
-        raise ValueError(
-            f"{metric}: sampler.factor_sizes must be a non-empty sequence of positive integers; "
-            f"received {sampler.factor_sizes!r}"
-        )
-    return sizes.astype(np.int64)
+    return _check_factor_sizes(sampler.factor_sizes, f"{metric}: sampler.factor_sizes")
 
 
 def split_constant_factors(
@@ -304,17 +310,7 @@ class IdentityFactors:
         transform: object = None,
         seed: int = 0,
     ) -> None:
-        sizes = np.asarray(factor_sizes)
-        if (
-            sizes.ndim != 1
-            or sizes.size == 0
-            or not np.issubdtype(sizes.dtype, np.integer)
-            or (sizes < 1).any()
-        ):
-            raise ValueError(
-                f"factor_sizes must be a non-empty sequence of positive integers; received "
-                f"{factor_sizes!r}"
-            )
+        sizes = _check_factor_sizes(factor_sizes, "factor_sizes")
         if isinstance(noise, bool) or not isinstance(noise, int | float | np.floating) or not (
             np.isfinite(noise) and noise >= 0
         ):
