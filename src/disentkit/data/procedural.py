@@ -301,7 +301,7 @@ _DSPRITES_DESCRIPTION = (
 register_dataset(
     "dsprites_procedural",
     kind="procedural",
-    description=_DSPRITES_DESCRIPTION + "; 64×64×1, values 0/1",
+    description=_DSPRITES_DESCRIPTION + "; 64×64×1, values 0/255 (0/1: pixel_range=\"01\")",
     factor_names=DSPRITES_FACTOR_NAMES,
     factor_sizes=DSPRITES_FACTOR_SIZES,
     licence="Apache-2.0 (rendered by disentkit)",
