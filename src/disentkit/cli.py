@@ -45,6 +45,7 @@ from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._validation import DisentkitWarning
 from disentkit.cli_data import data_app
 from disentkit.cli_report import report_command
+from disentkit.cli_study import study_app
 from disentkit.cli_train import evaluate_command, train_command
 from disentkit.io import InputError, _read_pair
 from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
@@ -64,6 +65,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(study_app, name="study")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,44 @@
+"""Studies: many runs (datasets × models × hyper-parameters × seeds) from one spec.
+
+- :func:`load_spec` / :func:`expand`: the YAML spec and its runs, each with a fixed number.
+- :func:`run_study`: run what is not done yet on Ray Tune (local or a cluster) or in this
+  process; retries, resumes from checkpoints, never redoes a finished run.
+- :func:`collect` / :func:`write_results` / :func:`read_results`: one row per run,
+  rebuilt from the run directories (``results.parquet`` and ``results.csv``).
+- :func:`write_study_report`: one HTML page about the whole study.
+
+Importing this package imports neither torch nor Ray.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from disentkit.study.results import collect, read_results, write_results
+from disentkit.study.runner import StudyOutcome, init_study_dir, run_study, train_run
+from disentkit.study.spec import RunSpec, StudySpec, expand, load_spec, parse_model_nums, run_name
+
+
+def write_study_report(study_dir: Any, **options: Any) -> Path:
+    """Write ``STUDY_DIR/report.html``; see :func:`disentkit.study.report.write_study_report`
+    (imported on first use: it needs matplotlib and pandas)."""
+    from disentkit.study.report import write_study_report as _write
+
+    return _write(study_dir, **options)
+
+
+__all__ = [
+    "RunSpec",
+    "StudyOutcome",
+    "StudySpec",
+    "collect",
+    "expand",
+    "init_study_dir",
+    "load_spec",
+    "parse_model_nums",
+    "read_results",
+    "run_name",
+    "run_study",
+    "train_run",
+    "write_results",
+    "write_study_report",
+]

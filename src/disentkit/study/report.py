@@ -1,0 +1,536 @@
+"""One self-contained HTML page per study: :func:`write_study_report` writes
+``STUDY_DIR/report.html``.
+
+The page looks like a run's report (:mod:`disentkit.viz.report`, whose stylesheet and
+helpers it shares) and, like it, needs nothing but the file: CSS inline, every image a
+base64 ``data:`` URI, no script, no URL. It shows
+
+- the study's name (``study.yaml``'s ``name``, else the directory's name) and how many
+  runs are done, failed and pending, per model;
+- a table of the runs: number, model, dataset, seed, hyper-parameters, status and main
+  scores; a failed run shows its error instead of scores;
+- the study figures of :mod:`disentkit.viz.study_figures` (also written as PNGs to
+  ``STUDY_DIR/figures/``): scores per model, scores per hyper-parameter value, rank
+  correlation between metrics, variation across seeds, reconstruction vs disentanglement;
+- the latent traversals of the best and the worst finished run of each model by one
+  primary score, read from each run's ``figures/traversals.png`` (drawn first when missing
+  and the run has a saved model).
+
+A run whose traversals cannot be shown, or a figure that cannot be drawn, leaves a note on
+the page; it never costs the rest of the report. Every string from the table is
+HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from disentkit._validation import DisentkitWarning
+from disentkit.viz.report import _CSS, _SMALL_WIDTH, _e, _image_mime, _image_size, _num
+from disentkit.viz.study_figures import (
+    PREFERRED_SCORES,
+    SCORE_PREFIX,
+    _plan,
+    _short,
+    done_runs,
+    format_value,
+    hp_columns,
+    main_scores,
+    model_groups,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["REPORT_NAME", "write_study_report"]
+
+REPORT_NAME = "report.html"
+FIGURES_DIR = "figures"
+RESULTS_FILES = ("results.parquet", "results.csv")
+SPEC_FILE = "study.yaml"
+_STATUSES = ("done", "failed", "pending")
+_REQUIRED = ("model", "status")
+_EXTRA_CSS = """
+.scroll { overflow-x: auto; }
+tr.failed td { background: #fdf0f0; }
+tr.pending td { color: #777; }
+td.error { color: #a61b1b; white-space: pre-wrap; font-family: ui-monospace, monospace;
+           font-size: 0.88em; }
+.pair { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.pair figure { margin: 0.4em 0; }
+"""
+_CAPTIONS = {
+    "score_distributions": "Distribution of each score over the finished runs of each "
+                           "model: box (or violin) with every run as a point; dashed and "
+                           "dotted lines are the median random and ground-truth baselines.",
+    "rank_correlation": "Spearman rank correlation between scores over the finished runs: "
+                        "red where two metrics order the runs alike, blue where they "
+                        "disagree; blank where a score is constant.",
+    "seed_variance": "Each setting (model and hyper-parameters) with each seed as a point, "
+                     "the range across seeds as a line and the mean as a tick: differences "
+                     "smaller than the spread across seeds are noise.",
+    "reconstruction_tradeoff": "Reconstruction error (per pixel) against disentanglement "
+                               "scores, one point per finished run, coloured by model.",
+}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_results(study: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not study.is_dir():
+        raise FileNotFoundError(f"no study directory at {str(study)!r}")
+    for name in RESULTS_FILES:
+        path = study / name
+        if path.is_file():
+            return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    raise FileNotFoundError(
+        f"no {' or '.join(RESULTS_FILES)} in {str(study)!r}: run `disentkit study run` to "
+        f"run the study, or `disentkit study collect {study}` to rebuild the table from its "
+        "run directories, first")
+
+
+def _load(study: Path, results: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    if results is None:
+        table = _read_results(study)
+    elif isinstance(results, pd.DataFrame):
+        table = results
+    elif isinstance(results, str | os.PathLike):
+        path = Path(results).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no results table at {str(path)!r}")
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    else:
+        raise TypeError("results must be a pandas DataFrame, a path to a .parquet or .csv "
+                        f"file, or None; received {type(results).__name__}")
+    missing = [c for c in _REQUIRED if c not in table.columns]
+    if missing:
+        raise ValueError(f"the results table lacks column(s) {missing}; it has "
+                         f"{list(table.columns)[:12]}")
+    table = table.copy()
+    if "model_num" not in table.columns:
+        table["model_num"] = range(len(table))
+    if "run_name" not in table.columns:
+        table["run_name"] = [f"run-{int(n):05d}" for n in table["model_num"]]
+    errors = table["error"] if "error" in table.columns else [None] * len(table)
+    table["error"] = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                      for v in errors]
+    table["status"] = table["status"].astype(str)
+    return table.sort_values("model_num", kind="stable").reset_index(drop=True)
+
+
+def _study_name(study: Path) -> str:
+    spec = study / SPEC_FILE
+    if spec.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):  # the name is not worth a crash
+            data = None
+        if isinstance(data, dict) and data.get("name"):
+            return str(data["name"])
+    return study.resolve().name
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def _higher_is_better(column: str) -> bool:
+    """Direction of a score column from the metric registry (higher when unknown)."""
+    from disentkit.metrics import METRICS
+
+    metric, _, score = _short(column).partition(".")
+    if metric not in METRICS:
+        return True
+    for info in METRICS[metric].scores:
+        if info.name == (score or "score"):
+            return bool(info.higher_is_better)
+    return True
+
+
+def _primary(table: pd.DataFrame, primary: str | None, scores: Sequence[str]) -> str | None:
+    done = done_runs(table)
+    if primary is not None:
+        column = primary if primary.startswith(SCORE_PREFIX) else f"{SCORE_PREFIX}{primary}"
+        if column not in table.columns:
+            known = [_short(c) for c in table.columns
+                     if isinstance(c, str) and c.startswith(SCORE_PREFIX)]
+            raise ValueError(f"primary score {primary!r} is not in the results table; its "
+                             f"scores are {known}")
+        return column
+
+    def present(c: str) -> bool:
+        if c not in done.columns:
+            return False
+        import pandas as pd
+
+        return bool(pd.to_numeric(done[c], errors="coerce").notna().any())
+
+    return next((c for c in (*PREFERRED_SCORES, *scores) if present(c)), None)
+
+
+def _extremes(table: pd.DataFrame, primary: str) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Per model group: ``[("best", row), ("worst", row)]`` by ``primary`` among finished
+    runs (one entry when the group has one scored run; ties go to the lower run number)."""
+    import pandas as pd
+
+    done = done_runs(table)
+    labels = model_groups(done)
+    values = pd.to_numeric(done[primary], errors="coerce")
+    sign = 1.0 if _higher_is_better(primary) else -1.0
+    out = []
+    for group in sorted(model_groups(table).unique()):
+        ok = (labels == group) & values.notna()
+        if not ok.any():
+            out.append((group, []))
+            continue
+        runs = done[ok].assign(_key=sign * values[ok])
+        best = runs.sort_values(["_key", "model_num"], ascending=[False, True],
+                                kind="stable").iloc[0]
+        worst = runs.sort_values(["_key", "model_num"], ascending=[True, True],
+                                 kind="stable").iloc[0]
+        pair = [("best", best)]
+        if worst["model_num"] != best["model_num"]:
+            pair.append(("worst", worst))
+        out.append((group, pair))
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _img(data: bytes, alt: str, *, enlarge: bool) -> str:
+    mime = _image_mime(data) or "image/png"
+    uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    width, height = _image_size(data, mime)
+    scale = min(4, max(1, _SMALL_WIDTH // width)) if enlarge and width else 1
+    size = f" width=\"{width * scale}\" height=\"{height * scale}\"" if width else ""
+    pixels = " class=\"pixels\"" if scale > 1 else ""
+    return f"<img src=\"{uri}\"{size}{pixels} alt=\"{_e(alt)}\">"
+
+
+def _warn(message: str) -> str:
+    warnings.warn(message, DisentkitWarning, stacklevel=4)
+    return message
+
+
+def _traversal(study: Path, row: Any,
+               progress: Callable[[str], None] | None) -> tuple[bytes | None, str | None]:
+    """The PNG bytes of a run's traversals, or a note saying why there are none."""
+    rel = row.get("run_dir")
+    if not isinstance(rel, str) or not rel:
+        return None, "no run directory recorded for this run"
+    run = study / rel
+    png = run / FIGURES_DIR / "traversals.png"
+    if not png.is_file():
+        if not (run / "model.safetensors").is_file():
+            return None, "no traversals: the run has no figures/traversals.png and no saved model"
+        if progress is not None:
+            progress(f"traversals {row['run_name']}")
+        try:
+            from disentkit.viz.figures import render_run_figures
+
+            render_run_figures(run)
+        except Exception as exc:  # one run's figures must not cost the study its page
+            return None, _warn(f"traversals of {row['run_name']} could not be drawn: "
+                               f"{type(exc).__name__}: {exc}")
+        if not png.is_file():
+            return None, "drawing the run's figures gave no traversals.png"
+    try:
+        data = png.read_bytes()
+    except OSError as exc:
+        return None, _warn(f"could not read {str(png)!r}: {exc}")
+    if _image_mime(data) != "image/png":
+        return None, f"{rel}/{FIGURES_DIR}/traversals.png is not a PNG image"
+    return data, None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _value(value: Any) -> str:
+    """A table cell: numbers rounded, missing values as a dash."""
+    if value is None:
+        return "—"
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    return _num(value)
+
+
+def _counts_section(table: pd.DataFrame) -> str:
+    statuses = [*_STATUSES, *sorted(set(table["status"]) - set(_STATUSES))]
+    total = {s: int((table["status"] == s).sum()) for s in statuses}
+    summary = ", ".join(f"{total[s]} {s}" for s in statuses if total[s] or s in _STATUSES)
+    labels = model_groups(table)
+    head = "".join(f"<th>{_e(s)}</th>" for s in statuses)
+    rows = []
+    for group in sorted(labels.unique()):
+        sub = table[labels == group]
+        cells = "".join(f"<td class=\"num\">{int((sub['status'] == s).sum())}</td>"
+                        for s in statuses)
+        rows.append(f"<tr><td>{_e(group)}</td>{cells}</tr>")
+    return (f"<p><b>{len(table)} runs</b>: {_e(summary)}.</p>\n"
+            f"<table>\n<tr><th>model</th>{head}</tr>\n" + "\n".join(rows) + "\n</table>")
+
+
+def _about_scores(table: pd.DataFrame, scores: Sequence[str]) -> str:
+    parts = []
+    if "representation" in table.columns:
+        kinds = sorted({str(k) for k in done_runs(table)["representation"].dropna() if k})
+        if kinds:
+            parts.append(f"Scores of the {', '.join(f'<code>{_e(k)}</code>' for k in kinds)} "
+                         "representation.")
+    ids = []
+    for column in scores:
+        metric = _short(column).split(".")[0]
+        id_column = f"metric_id.{metric}"
+        if id_column in table.columns:
+            found = sorted({str(v) for v in table[id_column].dropna() if str(v)})
+            entry = f"<code>{_e(', '.join(found))}</code>" if found else ""
+            if found and entry not in ids:
+                ids.append(entry)
+    if ids:
+        parts.append(f"Metric IDs: {', '.join(ids)}.")
+    return f"<p class=\"meta\">{' '.join(parts)}</p>" if parts else ""
+
+
+def _runs_section(table: pd.DataFrame, scores: Sequence[str]) -> str:
+    hps = hp_columns(table)
+    several = "dataset" in table.columns and table["dataset"].nunique(dropna=True) > 1
+    fixed = [("#", "model_num"), ("run", "run_name"), ("model", "model")]
+    if "dataset" in table.columns:
+        fixed.append(("dataset", "dataset"))
+    if "seed" in table.columns:
+        fixed.append(("seed", "seed"))
+    head = [name for name, _ in fixed] + [_short(c) for c in hps] + ["status"]
+    head += [_short(c) for c in scores]
+    lines = ["<div class=\"scroll\"><table class=\"runs\">",
+             "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
+    for _, row in table.iterrows():
+        status = str(row["status"])
+        cells = []
+        for _, column in fixed:
+            value = row[column]
+            text = _value(value) if column not in ("model_num", "seed") else (
+                str(int(value)) if _value(value) != "—" else "—")
+            cls = " class=\"num\"" if column in ("model_num", "seed") else ""
+            cells.append(f"<td{cls}>{_e(text)}</td>")
+        cells += [f"<td>{_e(format_value(_plain(row[c])))}</td>" for c in hps]
+        cells.append(f"<td>{_e(status)}</td>")
+        if status == "failed" and scores:
+            cells.append(f"<td class=\"error\" colspan=\"{len(scores)}\">"
+                         f"{_e(row['error'] or 'failed (no error recorded)')}</td>")
+        else:
+            cells += [f"<td class=\"num\">{_e(_value(row[c]))}</td>" for c in scores]
+        cls = f" class=\"{_e(status)}\"" if status in ("failed", "pending") else ""
+        lines.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    lines.append("</table></div>")
+    note = ("<p class=\"meta\">Runs of different datasets are grouped separately in the "
+            "figures.</p>" if several else "")
+    return "\n".join(["<h2>Runs</h2>", _counts_section(table), _about_scores(table, scores),
+                      "<details open>\n<summary>Every run</summary>", *lines, "</details>",
+                      note])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+def _figure_html(name: str, data: bytes, caption: str) -> str:
+    return (f"<figure id=\"fig-{_e(name)}\">\n{_img(data, caption, enlarge=False)}\n"
+            f"<figcaption>{_e(caption)} <span class=\"dim\">(<code>{FIGURES_DIR}/"
+            f"{_e(name)}.png</code>)</span></figcaption>\n</figure>")
+
+
+def _figures_section(
+    study: Path, table: pd.DataFrame, scores: Sequence[str],
+    progress: Callable[[str], None] | None,
+) -> str:
+    from disentkit.viz.figures import save_figure
+
+    parts = ["<h2>Figures</h2>"]
+    done = done_runs(table)
+    if done.empty:
+        parts.append("<p class=\"note\">No finished runs yet: nothing to plot.</p>")
+        return "\n".join(parts)
+    if not scores:
+        parts.append("<p class=\"note\">The results table holds no scores: nothing to "
+                     "plot.</p>")
+        return "\n".join(parts)
+    plan = _plan(table, scores)
+    names = {name for name, _, _ in plan}
+    for name, label, draw in plan:
+        if progress is not None:
+            progress(label)
+        try:
+            fig = draw()
+            if fig is None:
+                continue
+            path = save_figure(fig, study / FIGURES_DIR / f"{name}.png")
+            data = path.read_bytes()
+        except Exception as exc:  # one figure must not cost the study its page
+            message = _warn(f"figure '{label}' could not be drawn: {type(exc).__name__}: {exc}")
+            parts.append(f"<p class=\"note\">{_e(message)}</p>")
+            continue
+        caption = _CAPTIONS.get(name) or (
+            f"Scores against {label.removeprefix('hyper-parameter ')}, per model that sets "
+            "it: a box per value, each run as a point.")
+        parts.append(_figure_html(name, data, caption))
+    missing = []
+    if not hp_columns(done):
+        missing.append("the table has no <code>hp.*</code> columns (no hyper-parameter "
+                       "swept), so there are no per-hyper-parameter figures")
+    if "rank_correlation" not in names:
+        missing.append("rank correlations need two scores and three finished runs")
+    if "seed_variance" not in names:
+        missing.append("no setting was run with more than one seed, so there is no seed "
+                       "variance to show")
+    if "reconstruction_tradeoff" not in names:
+        missing.append("no finished run has a reconstruction error "
+                       "(<code>recon.*</code>)")
+    if missing:
+        parts.append("<p class=\"meta\">Not shown: " + "; ".join(missing) + ".</p>")
+    return "\n".join(parts)
+
+
+def _traversals_section(
+    study: Path, table: pd.DataFrame, primary: str | None,
+    progress: Callable[[str], None] | None,
+) -> str:
+    parts = ["<h2>Traversals of the best and worst runs</h2>"]
+    if primary is None:
+        parts.append("<p class=\"note\">No score to rank the runs by: no traversals "
+                     "shown.</p>")
+        return "\n".join(parts)
+    direction = "higher" if _higher_is_better(primary) else "lower"
+    parts.append(f"<p>Finished runs of each model ranked by <code>{_e(primary)}</code> "
+                 f"({direction} is better): the best and the worst run's latent traversals "
+                 "(each row sweeps one latent from a seed image).</p>")
+    for group, pair in _extremes(table, primary):
+        parts.append(f"<h3>{_e(group)}</h3>")
+        if not pair:
+            parts.append(f"<p class=\"note\">No finished run of {_e(group)} has a "
+                         f"<code>{_e(primary)}</code> score.</p>")
+            continue
+        if len(pair) == 1:
+            parts.append("<p class=\"meta\">One scored run: it is both the best and the "
+                         "worst.</p>")
+        parts.append("<div class=\"pair\">")
+        for rank, row in pair:
+            name = str(row["run_name"])
+            score = _value(row[primary])
+            head = f"{rank}: {name}, {_short(primary)} = {score}"
+            data, note = _traversal(study, row, progress)
+            body = (_img(data, f"latent traversals of {name}", enlarge=True) if data
+                    else f"<p class=\"note\">{_e(note)}</p>")
+            parts.append(
+                f"<figure class=\"traversal\" data-group=\"{_e(group)}\" "
+                f"data-rank=\"{rank}\" data-run=\"{_e(name)}\">\n{body}\n"
+                f"<figcaption>{_e(head)} <span class=\"dim\">(<code>"
+                f"{_e(row.get('run_dir', ''))}/{FIGURES_DIR}/traversals.png</code>)</span>"
+                "</figcaption>\n</figure>")
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def write_study_report(
+    study_dir: str | os.PathLike[str],
+    *,
+    results: pd.DataFrame | str | os.PathLike[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    primary: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write ``study_dir/report.html``: one self-contained page about a whole study.
+
+    Args:
+        study_dir: the study directory (``study.yaml``, ``runs/``, ``results.parquet``).
+        results: the results table (a DataFrame, or the path of a ``.parquet`` / ``.csv``
+            file); default: ``results.parquet`` in ``study_dir``, else ``results.csv``.
+        metrics: scores to show in the table and figures, with or without the ``score.``
+            prefix; default :func:`disentkit.viz.study_figures.main_scores` (every score
+            but interval bounds and diagnostics).
+        primary: the score that picks each model's best and worst run for the
+            traversals; default: the first present of ``infomec.infom``,
+            ``dci.disentanglement`` and ``mig`` (then the first main score). The page
+            names it. Ranked by the metric's direction (higher is better for all but the
+            unsupervised scores).
+        out: path of the page (default ``study_dir/report.html``). Study figures are
+            written to ``study_dir/figures/`` either way.
+        progress: called with a short label before each figure (and before drawing a
+            run's missing traversals).
+
+    Returns:
+        the path of the report, written atomically.
+
+    Raises:
+        FileNotFoundError: ``study_dir`` is missing, or it holds no results table (run
+            ``disentkit study run`` or ``disentkit study collect`` first).
+        ValueError: the table lacks ``model`` or ``status``, or ``metrics`` / ``primary``
+            names a score the table does not have.
+
+    Example:
+        >>> import tempfile
+        >>> import pandas as pd
+        >>> study = Path(tempfile.mkdtemp()) / "demo"
+        >>> table = pd.DataFrame({"model_num": [0, 1], "run_name": ["run-00000", "run-00001"],
+        ...     "run_dir": ["runs/run-00000", "runs/run-00001"], "status": ["done", "failed"],
+        ...     "error": ["", "out of memory"], "model": ["vae", "vae"], "seed": [0, 1],
+        ...     "score.mig": [0.25, float("nan")]})
+        >>> page = write_study_report(study, results=table).read_text()
+        >>> "1 done, 1 failed, 0 pending" in page and "out of memory" in page
+        True
+    """
+    study = Path(study_dir).expanduser()
+    table = _load(study, results)
+    scores = main_scores(table, metrics)
+    rank_by = _primary(table, primary, scores)
+    name = _study_name(study) if study.is_dir() else study.name
+    from disentkit import __version__
+
+    figures = _figures_section(study, table, scores, progress)
+    traversals = _traversals_section(study, table, rank_by, progress)
+    if progress is not None:
+        progress("report")
+    about = [f"study directory <code>{_e(study.resolve().name)}</code>",
+             f"disentkit {_e(__version__)}"]
+    page = "\n".join([
+        "<!DOCTYPE html>",
+        "<html lang=\"en\">",
+        "<head>",
+        "<meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        f"<title>Study {_e(name)}</title>",
+        f"<style>{_CSS}{_EXTRA_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>Study {_e(name)}</h1>",
+        f"<p class=\"meta\">{' · '.join(about)}</p>",
+        _runs_section(table, scores),
+        figures,
+        traversals,
+        "</body>",
+        "</html>",
+        "",
+    ])
+    from disentkit._atomic import atomic_write
+
+    target = Path(out).expanduser() if out is not None else study / REPORT_NAME
+    return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -1,0 +1,208 @@
+"""The study's results table, rebuilt from its run directories.
+
+Nothing here depends on the process that ran the study: :func:`collect` reads each run
+directory (``runs/run-NNNNN/``: the trainer's files, ``metrics.json`` from the
+evaluation, and the study's own records ``study_run.json`` (written when the run
+finished), ``failed.json`` (its last error) and ``attempts.jsonl`` (one line per start))
+and :func:`write_results` writes ``results.parquet`` and ``results.csv`` atomically.
+
+Columns (one row per run of the spec, in model-number order):
+
+- ``model_num``, ``run_name``, ``run_dir`` (relative to the study directory), ``status``
+  (``"done"``, ``"failed"`` or ``"pending"``: not started, running, or killed and not yet
+  retried), ``error`` (the last error of a failed run), ``attempts``, ``dataset``,
+  ``model``, ``seed``, ``steps``, ``train_seconds`` (summed over attempts),
+  ``eval_seconds``, ``representation`` (the representation kind scored: the model's
+  default);
+- ``hp.<dotted key>``: each swept hyper-parameter (missing where a run does not set it);
+- ``score.<key>``: every numeric score of ``metrics.json`` for that representation, with
+  :func:`disentkit.metrics.evaluate`'s flat keys (``score.mig``, ``score.mig.ci_low``,
+  ``score.dci.disentanglement``, ...); ``baseline.<kind>.<key>`` for baselines;
+  ``metric_id.<metric>`` for the metric IDs;
+- ``recon.bce_per_pixel``, ``recon.mse_per_pixel``: reconstruction error on the
+  evaluation images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from disentkit._atomic import atomic_write
+from disentkit.study.spec import RunSpec, StudySpec, expand, run_name
+
+RUNS_DIR = "runs"
+SPEC_FILE = "study.yaml"
+DONE_FILE = "study_run.json"
+FAILED_FILE = "failed.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+STATUSES = ("done", "failed", "pending")
+#: the columns every row has, first, in this order
+IDENTITY_COLUMNS = ("model_num", "run_name", "run_dir", "status", "error", "attempts",
+                    "dataset", "model", "seed", "steps", "train_seconds", "eval_seconds",
+                    "representation")
+
+
+def run_dir(study_dir: str | os.PathLike[str], model_num: int) -> Path:
+    """The run directory of run ``model_num`` in a study directory."""
+    return Path(study_dir) / RUNS_DIR / run_name(model_num)
+
+
+def is_done(path: Path) -> bool:
+    """Whether the run in ``path`` finished: trained, evaluated and recorded."""
+    return (path / DONE_FILE).is_file() and (path / "metrics.json").is_file()
+
+
+def read_attempts(path: Path) -> list[dict[str, Any]]:
+    """The attempts recorded in ``path/attempts.jsonl`` (a torn last line is skipped)."""
+    file = path / ATTEMPTS_FILE
+    if not file.is_file():
+        return []
+    out = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _flatten_scores(scores: dict[str, Any], row: dict[str, Any]) -> None:
+    for key, value in scores.items():
+        if key.endswith(".metric_id"):
+            row[f"metric_id.{key[: -len('.metric_id')]}"] = str(value)
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, (int, float)):
+            column = key if key.startswith("baseline.") else f"score.{key}"
+            row[column] = float(value)
+
+
+def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
+    """One results row for ``run`` (see the module docstring for the columns)."""
+    path = run_dir(study_dir, run.model_num)
+    attempts = read_attempts(path)
+    row: dict[str, Any] = {
+        "model_num": run.model_num,
+        "run_name": run.name,
+        "run_dir": f"{RUNS_DIR}/{run.name}",
+        "status": "pending",
+        "error": "",
+        "attempts": len(attempts),
+        "dataset": run.dataset,
+        "model": run.model,
+        "seed": run.seed,
+        "steps": int(run.config["steps"]),
+        "train_seconds": math.nan,
+        "eval_seconds": math.nan,
+        "representation": "",
+    }
+    for key, value in run.hparams.items():
+        row[f"hp.{key}"] = value
+    done = _read_json(path / DONE_FILE) if is_done(path) else None
+    if done is None:
+        failed = _read_json(path / FAILED_FILE)
+        if failed is not None:
+            row["status"] = "failed"
+            row["error"] = str(failed.get("error", ""))
+        return row
+    row["status"] = "done"
+    row["train_seconds"] = float(done.get("train_seconds", math.nan))
+    row["eval_seconds"] = float(done.get("eval_seconds", math.nan))
+    metrics = _read_json(path / "metrics.json") or {}
+    reps = metrics.get("representations") or {}
+    if reps:
+        kind = next(iter(reps))
+        row["representation"] = kind
+        _flatten_scores(reps[kind].get("scores") or {}, row)
+    recon = metrics.get("reconstruction") or {}
+    for key in ("bce_per_pixel", "mse_per_pixel"):
+        value = recon.get(key)
+        row[f"recon.{key}"] = float(value) if isinstance(value, (int, float)) else math.nan
+    return row
+
+
+def collect(study_dir: str | os.PathLike[str], spec: StudySpec | None = None,
+            runs: Sequence[RunSpec] | None = None) -> Any:
+    """The results table of a study directory as a ``pandas.DataFrame``.
+
+    Args:
+        study_dir: the study directory (holds ``study.yaml`` and ``runs/``).
+        spec: the study's spec (default: read ``study.yaml``).
+        runs: the expanded runs (default: expanded from ``spec``).
+
+    Raises:
+        FileNotFoundError: no ``study.yaml`` in ``study_dir``.
+    """
+    import pandas as pd
+
+    from disentkit.study.spec import load_spec
+
+    study = Path(study_dir).expanduser()
+    if runs is None:
+        if spec is None:
+            spec_file = study / SPEC_FILE
+            if not spec_file.is_file():
+                raise FileNotFoundError(
+                    f"{str(study)!r} is not a study directory (no {SPEC_FILE}); start one "
+                    "with: disentkit study run SPEC --out DIR"
+                )
+            spec = load_spec(spec_file)
+        runs = expand(spec)
+    rows = [run_row(study, r) for r in runs]
+    frame = pd.DataFrame(rows)
+    hp = sorted(c for c in frame.columns if c.startswith("hp."))
+    rest = sorted(c for c in frame.columns if c not in IDENTITY_COLUMNS and c not in hp)
+    return frame[[*IDENTITY_COLUMNS, *hp, *rest]]
+
+
+def write_results(study_dir: str | os.PathLike[str], frame: Any) -> tuple[Path, Path]:
+    """Write ``results.parquet`` and ``results.csv`` atomically; returns both paths.
+
+    Hyper-parameter columns that mix numbers and strings are stored as strings in the
+    Parquet file (Parquet columns have one type); the CSV keeps the values as written.
+    """
+    study = Path(study_dir).expanduser()
+    table = frame.copy()
+    for column in table.columns:
+        if table[column].dtype == object:
+            kinds = {type(v) for v in table[column] if v is not None and v == v}
+            if len(kinds) > 1:
+                table[column] = [None if v is None or v != v else str(v)
+                                 for v in table[column]]
+    parquet = atomic_write(study / RESULTS_PARQUET,
+                           lambda tmp: table.to_parquet(tmp, index=False))
+    csv = atomic_write(study / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
+    return parquet, csv
+
+
+def read_results(study_dir: str | os.PathLike[str]) -> Any:
+    """The study's results table from ``results.parquet`` (or ``results.csv``).
+
+    Raises:
+        FileNotFoundError: neither file exists (says how to build them).
+    """
+    import pandas as pd
+
+    study = Path(study_dir).expanduser()
+    if (study / RESULTS_PARQUET).is_file():
+        return pd.read_parquet(study / RESULTS_PARQUET)
+    if (study / RESULTS_CSV).is_file():
+        return pd.read_csv(study / RESULTS_CSV)
+    raise FileNotFoundError(
+        f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {str(study)!r}; build them with: "
+        f"disentkit study collect {study}"
+    )

@@ -1,0 +1,444 @@
+"""Run a study: every run of a spec, on Ray Tune (local or a cluster) or in this process.
+
+A study directory holds::
+
+    study.yaml            the spec it was started with (a different spec is refused)
+    runs/run-NNNNN/       one ordinary run directory per run (config.json, checkpoints/,
+                          model.safetensors, metrics.json, ...) plus the study's records:
+                          attempts.jsonl (a line per start: pid, host, step it started
+                          from), failed.json (the last error), study_run.json (written
+                          last, when the run was trained and evaluated)
+    results.parquet       one row per run, rebuilt from runs/ (see disentkit.study.results)
+    results.csv
+    ray/                  Ray Tune's experiment records
+
+Fault tolerance lives in the run directories, not in any one process. Each run trains
+with :func:`disentkit.train.fit` ``(resume=True)``: it starts, or continues from its last
+checkpoint (``checkpoints/last.ckpt``, written atomically every ``checkpoint_every``
+steps), then is scored with :func:`disentkit.train.evaluate_run`, and only then gets
+``study_run.json``. A run that raised or whose process was killed is retried by Ray Tune
+(``FailureConfig(max_failures=max_retries)``; the ``local`` executor retries in a loop)
+and resumes from its checkpoint. Running a study again runs only the runs without
+``study_run.json``: a finished run is never redone. On a Ray cluster the study directory
+must be on storage every node sees (a shared file system), since the runs' checkpoints
+are read from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from disentkit._atomic import atomic_write, write_json
+from disentkit.study.results import (
+    ATTEMPTS_FILE,
+    DONE_FILE,
+    FAILED_FILE,
+    SPEC_FILE,
+    collect,
+    is_done,
+    read_attempts,
+    run_dir,
+    write_results,
+)
+from disentkit.study.spec import StudySpec, expand, load_spec, parse_model_nums
+
+EXECUTORS = ("ray", "local")
+
+
+# --------------------------------------------------------------------------- study dir
+
+
+def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None) -> Path:
+    """Create (or reopen) the study directory of ``spec`` and store the spec in it.
+
+    Args:
+        spec: the study spec.
+        out: the directory; default ``studies/<name>``.
+
+    Raises:
+        ValueError: the directory already holds a study with a different spec (its run
+            numbers would no longer match).
+    """
+    import yaml
+
+    study = Path(out if out is not None else Path("studies") / spec.name).expanduser()
+    study.mkdir(parents=True, exist_ok=True)
+    stored = study / SPEC_FILE
+    if stored.is_file():
+        previous = load_spec(stored).to_dict()
+        if previous != spec.to_dict():
+            changed = sorted(k for k in set(previous) | set(spec.to_dict())
+                             if previous.get(k) != spec.to_dict().get(k))
+            raise ValueError(
+                f"{str(study)!r} holds a study started from a different spec (differs in: "
+                f"{', '.join(changed)}); its run numbers would change. Use another --out "
+                f"directory, or restore the spec in {stored}"
+            )
+        return study
+    text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    atomic_write(stored, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return study
+
+
+# ------------------------------------------------------------------------- one run
+
+
+def _checkpoint_step(path: Path) -> int:
+    ckpt = path / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        return 0
+    with suppress(Exception):
+        from disentkit.train.checkpoint import load_checkpoint
+
+        return int(load_checkpoint(ckpt)["step"])
+    return 0
+
+
+def _append_line(file: Path, record: dict[str, Any]) -> None:
+    with open(file, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
+              progress: bool = False) -> dict[str, Any]:
+    """Train (or continue) and score run ``model_num`` of the study in ``study_dir``.
+
+    Does nothing but return the recorded summary when the run is already done.
+
+    Returns:
+        ``study_run.json``'s content: ``model_num``, ``train_seconds``, ``eval_seconds``,
+        ``attempts`` and the run's flat scores.
+
+    Raises:
+        whatever training or evaluation raised, after writing ``failed.json``.
+    """
+    from disentkit.train import RunConfig, evaluate_run, fit
+
+    study = Path(study_dir).expanduser()
+    spec = load_spec(study / SPEC_FILE)
+    runs = expand(spec)
+    run = runs[parse_model_nums(str(model_num), len(runs))[0]]
+    path = run_dir(study, run.model_num)
+    if is_done(path):
+        return json.loads((path / DONE_FILE).read_text(encoding="utf-8"))
+    path.mkdir(parents=True, exist_ok=True)
+    previous = read_attempts(path)
+    attempt = {
+        "attempt": len(previous) + 1,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "start_step": _checkpoint_step(path),
+        "started_at": time.time(),
+    }
+    _append_line(path / ATTEMPTS_FILE, attempt)
+    cfg = RunConfig.from_dict(run.config)
+    tick = time.perf_counter()
+    stage = "training"
+    try:
+        fit(cfg, run_dir=path, resume=True, progress=progress)
+        trained = time.perf_counter()
+        stage = "evaluation"
+        result = evaluate_run(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
+                              mode=cfg.eval.mode, seed=cfg.eval.seed,
+                              batch_size=cfg.eval.batch_size,
+                              n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines)
+        evaluated = time.perf_counter()
+    except BaseException as exc:
+        write_json(path / FAILED_FILE, {
+            "model_num": run.model_num,
+            "attempt": attempt["attempt"],
+            "stage": stage,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=20),
+            "failed_at": time.time(),
+        })
+        raise
+    earlier = sum(float(a.get("train_seconds", 0.0)) for a in previous)
+    reps = result.get("representations") or {}
+    scores = next(iter(reps.values()))["scores"] if reps else {}
+    summary = {
+        "model_num": run.model_num,
+        "run_name": run.name,
+        "train_seconds": earlier + (trained - tick),
+        "eval_seconds": evaluated - trained,
+        "attempts": attempt["attempt"],
+        "host": attempt["host"],
+        "finished_at": time.time(),
+        "scores": {k: v for k, v in scores.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)},
+    }
+    with suppress(FileNotFoundError):
+        (path / FAILED_FILE).unlink()
+    write_json(path / DONE_FILE, summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class _Counts:
+    total: int
+    done: int = 0
+    running: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+    retried: int = 0
+
+    def line(self) -> str:
+        text = (f"{self.done}/{self.total} done · {len(self.running)} running · "
+                f"{len(self.failed)} failed")
+        return text + (f" · {self.retried} retried" if self.retried else "")
+
+
+class StudyProgress:
+    """Runs done / running / failed, shown as a rich progress bar on stderr.
+
+    Used by both executors (the Ray executor drives it from a Tune callback in the
+    driver process). ``enabled=False`` keeps the counts without drawing anything.
+    """
+
+    def __init__(self, total: int, already_done: int, *, enabled: bool = True,
+                 label: str = "study") -> None:
+        self.counts = _Counts(total=total, done=already_done)
+        self._enabled = enabled
+        self._label = label
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> StudyProgress:
+        if self._enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from disentkit._console import _stderr
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.fields[counts]}"),
+                                      TimeElapsedColumn(), console=_stderr())
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self._label, total=self.counts.total,
+                                                 completed=self.counts.done,
+                                                 counts=self.counts.line())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def _update(self) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=self.counts.done,
+                                  counts=self.counts.line())
+
+    def started(self, num: int) -> None:
+        self.counts.running.add(num)
+        self._update()
+
+    def finished(self, num: int) -> None:
+        self.counts.running.discard(num)
+        self.counts.failed.discard(num)
+        self.counts.done += 1
+        self._update()
+
+    def failed(self, num: int) -> None:
+        self.counts.running.discard(num)
+        self.counts.failed.add(num)
+        self._update()
+
+    def retried(self, num: int) -> None:
+        self.counts.retried += 1
+        self._update()
+
+    def note(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, style="dim", soft_wrap=True)
+
+
+# ------------------------------------------------------------------------------ study
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What :func:`run_study` did.
+
+    Attributes:
+        study_dir: the study directory.
+        selected: the model numbers asked for.
+        skipped: those already done before this call (not run again).
+        ran: those this call ran (trained or continued).
+        results: the results table of the whole study (``pandas.DataFrame``).
+    """
+
+    study_dir: Path
+    selected: tuple[int, ...]
+    skipped: tuple[int, ...]
+    ran: tuple[int, ...]
+    results: Any = field(repr=False)
+
+    def count(self, status: str) -> int:
+        """Runs of the selection with ``status`` (``done``, ``failed``, ``pending``)."""
+        rows = self.results[self.results["model_num"].isin(self.selected)]
+        return int((rows["status"] == status).sum())
+
+
+def run_study(
+    spec: str | os.PathLike[str] | StudySpec,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    model_nums: str | Iterable[int] | None = None,
+    executor: Literal["ray", "local"] = "ray",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float | None = None,
+    max_concurrent: int | None = None,
+    max_retries: int | None = None,
+    progress: bool = True,
+    note: Callable[[str], None] | None = None,
+) -> StudyOutcome:
+    """Run the runs of a study that are not done yet, then rebuild its results table.
+
+    Args:
+        spec: a study spec file or a loaded :class:`~disentkit.study.spec.StudySpec`.
+        out: the study directory (default ``studies/<name>``).
+        model_nums: which runs (``"17"``, ``"3-9"``, ``"0,4,7-8"`` or integers); default all.
+        executor: ``"ray"`` (Ray Tune: concurrent runs, retries) or ``"local"`` (one run
+            after another in this process, with retries; for job arrays and debugging).
+        address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...); default:
+            start a local Ray instance.
+        num_cpus: CPUs of the local Ray instance (default: all of this machine's).
+        cpus_per_trial, gpus_per_trial, max_concurrent, max_retries: override the spec's
+            ``resources``.
+        progress: show runs done / running / failed.
+        note: called with one-line messages (default: printed under the progress bar).
+
+    Returns:
+        a :class:`StudyOutcome`; ``results.parquet`` and ``results.csv`` are written.
+
+    Raises:
+        ValueError: bad spec, a study directory holding another spec, bad options.
+        ImportError: ``executor="ray"`` without Ray installed (says what to install).
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}; received {executor!r}")
+    study_spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
+    resources = dict(study_spec.resources)
+    for key, value in (("cpus_per_trial", cpus_per_trial), ("gpus_per_trial", gpus_per_trial),
+                       ("max_concurrent", max_concurrent), ("max_retries", max_retries)):
+        if value is not None:
+            resources[key] = value
+    from disentkit.study.spec import _check_resources
+
+    _check_resources(resources)
+    runs = expand(study_spec)
+    selected = parse_model_nums(model_nums, len(runs))
+    study = init_study_dir(study_spec, out)
+    skipped = [n for n in selected if is_done(run_dir(study, n))]
+    todo = [n for n in selected if n not in set(skipped)]
+    reporter = StudyProgress(len(selected), len(skipped), enabled=progress,
+                             label=f"study {study_spec.name}")
+    say = note or reporter.note
+    with reporter:
+        if skipped:
+            say(f"{len(skipped)} of {len(selected)} selected runs already done; not rerun")
+        if todo and executor == "local":
+            _run_local(study, todo, resources, reporter, say)
+        elif todo:
+            _run_ray(study, study_spec, todo, resources, reporter, address=address,
+                     num_cpus=num_cpus)
+    frame = collect(study, runs=runs)
+    write_results(study, frame)
+    return StudyOutcome(study_dir=study, selected=tuple(selected), skipped=tuple(skipped),
+                        ran=tuple(todo), results=frame)
+
+
+def _run_local(study: Path, todo: list[int], resources: dict[str, Any],
+               reporter: StudyProgress, say: Callable[[str], None]) -> None:
+    retries = int(resources["max_retries"])
+    for num in todo:
+        reporter.started(num)
+        for attempt in range(retries + 1):
+            try:
+                train_run(study, num)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                if attempt == retries:
+                    say(f"run {num} failed after {attempt + 1} attempt(s): "
+                        f"{type(exc).__name__}: {exc}")
+                    reporter.failed(num)
+                else:
+                    say(f"run {num} failed ({type(exc).__name__}: {exc}); retrying")
+                    reporter.retried(num)
+                continue
+            reporter.finished(num)
+            break
+
+
+def _run_ray(study: Path, spec: StudySpec, todo: list[int], resources: dict[str, Any],
+             reporter: StudyProgress, *, address: str | None, num_cpus: int | None) -> None:
+    try:
+        import ray
+        from ray import tune
+    except ImportError as exc:
+        raise ImportError(
+            f"the 'ray' executor needs Ray Tune ({exc}); install it with "
+            "pip install 'ray[tune]', or run with --executor local"
+        ) from None
+    import logging
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Tune tables: our progress bar
+    started_here = not ray.is_initialized()
+    if started_here:
+        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                "logging_level": logging.WARNING}
+        if address:
+            init["address"] = address
+        elif num_cpus is not None:
+            init["num_cpus"] = int(num_cpus)
+        ray.init(**init)
+    from disentkit.study import _ray
+
+    key = f"{os.getpid()}-{id(reporter)}"
+    _ray.REPORTERS[key] = reporter
+    try:
+        trainable = tune.with_resources(
+            _ray.trainable,
+            {"cpu": float(resources["cpus_per_trial"]),
+             "gpu": float(resources["gpus_per_trial"])},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={
+                "study_dir": str(study.resolve()),
+                "cpus": resources["cpus_per_trial"],
+                "model_num": tune.grid_search(list(todo)),
+            },
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=resources["max_concurrent"],
+                trial_name_creator=lambda t: f"run-{int(t.config['model_num']):05d}",
+                trial_dirname_creator=lambda t: f"run-{int(t.config['model_num']):05d}",
+            ),
+            run_config=tune.RunConfig(
+                name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                storage_path=str((study / "ray").resolve()),
+                failure_config=tune.FailureConfig(max_failures=int(resources["max_retries"])),
+                callbacks=[_ray.ProgressCallback(key)],
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+    finally:
+        _ray.REPORTERS.pop(key, None)
+        if started_here:
+            ray.shutdown()
