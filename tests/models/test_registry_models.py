@@ -166,7 +166,11 @@ def test_extra_steps(name):
         assert step.every >= 1
         params = step.parameters()
         assert params
-        optimizer = torch.optim.Adam(params, **dict(step.optimizer))
+        groups = step.param_groups() if step.param_groups is not None else [{"params": params}]
+        grouped = [p for g in groups for p in g["params"]]
+        assert {id(p) for p in grouped} == {id(p) for p in params}, "groups cover parameters()"
+        optimizer = torch.optim.Adam([{"params": g["params"]} for g in groups],
+                                     lr=float(step.optimizer.get("lr", 1e-3)))
         loss, terms = step.loss(x, 0)
         assert loss.ndim == 0 and torch.isfinite(loss)
         assert all(torch.isfinite(v) for v in terms.values())

@@ -75,7 +75,12 @@ class ExtraStep:
         parameters: the parameters this step updates.
         loss: ``loss(x, step) -> (total, terms)`` computed for this step.
         every: take the step every ``every`` iterations (1: each iteration).
-        optimizer: optimiser settings for these parameters (``lr``, ``betas``, ...).
+        optimizer: optimiser settings for these parameters (``lr``, ``betas``, ...), the
+            keys of a main parameter group (``optimizer``, ``weight_decay``,
+            ``clip_value``, ...).
+        param_groups: optional torch-style parameter groups for this step (e.g. a
+            weight-decay split); each group's keys override ``optimizer``'s. Without it the
+            step has one group over ``parameters()``.
     """
 
     name: str
@@ -83,6 +88,7 @@ class ExtraStep:
     loss: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     every: int = 1
     optimizer: Mapping[str, Any] = field(default_factory=dict)
+    param_groups: Callable[[], list[dict[str, Any]]] | None = None
 
 
 class Model(nn.Module):

@@ -7,7 +7,10 @@ Registered names (:data:`QUANTIZERS`, built with :func:`build_quantizer`):
 - ``global_scalar``: one scalar codebook shared by every dimension (QLAE's ablation);
 - ``fsq``: finite scalar quantization (:mod:`disentkit.quantizers.fsq`);
 - ``vq``: VQ-VAE vector quantization with optional EMA updates and dead-code restarts
-  (:mod:`disentkit.quantizers.vq`).
+  (:mod:`disentkit.quantizers.vq`);
+- ``cosine_vq``: vector quantization by cosine similarity (L2-normalised codes and
+  entries) with the entropy loss, as factorized quantization uses it
+  (:mod:`disentkit.quantizers.cosine`).
 
 See :mod:`disentkit.quantizers._base` for the contract.
 
@@ -28,6 +31,7 @@ from disentkit.quantizers._base import (
     register_quantizer,
     usage_stats,
 )
+from disentkit.quantizers.cosine import CosineQuantizer
 from disentkit.quantizers.fsq import FSQ
 from disentkit.quantizers.scalar import GlobalScalarQuantizer, ScalarQuantizer
 from disentkit.quantizers.vq import VectorQuantizer
@@ -35,6 +39,7 @@ from disentkit.quantizers.vq import VectorQuantizer
 __all__ = [
     "FSQ",
     "QUANTIZERS",
+    "CosineQuantizer",
     "GlobalScalarQuantizer",
     "Quantizer",
     "QuantizerOutput",

@@ -29,7 +29,8 @@ is Adam with decoupled decay), so one gradient scaler step covers them all. A gr
 without ``optimizer`` gets ``"adamw"`` (the same as Adam when its ``weight_decay`` is 0);
 without ``lr``, 1e-3. Values set in the run config (``lr``, ``optimizer.*``) override
 every main group; ``None`` keeps the model's choice. Extra steps use their
-``ExtraStep.optimizer`` settings (same keys) and ignore the run-level ones.
+``ExtraStep.optimizer`` settings (same keys), or its ``param_groups`` when it declares
+them, and ignore the run-level ones.
 
 Randomness. ``torch.manual_seed(seed)`` before the model is built; batches depend on
 ``(seed, step)`` only. Checkpoints store the torch CPU and CUDA RNG states, the model,
@@ -579,8 +580,9 @@ def _train(
         settings = dict(e.optimizer)
         if settings.get("name") in ("adam", "adamw", "sgd"):
             settings.setdefault("optimizer", settings.pop("name"))
-        extra_opts.append(_build_optimizer(
-            [{"params": list(e.parameters()), **settings}], what=f"extra step {e.name!r}"))
+        groups = ([{**settings, **g} for g in e.param_groups()] if e.param_groups is not None
+                  else [{"params": list(e.parameters()), **settings}])
+        extra_opts.append(_build_optimizer(groups, what=f"extra step {e.name!r}"))
     module = _training_module(model, extras)
     module, main_opt, *extra_opts = fabric.setup(module, main_opt, *extra_opts)
     raw_opts = {"main": main_opt.optimizer,
