@@ -334,3 +334,39 @@ def test_factor_bars_draw_one_bar_per_factor_with_intervals_and_baselines():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     assert len(ax.collections) >= 3  # error bars + two baseline marker sets
     assert factor_bars({"metrics": {}}) is None
+
+
+def test_factorized_traversal_sweeps_each_sub_codebook():
+    """fq_ae: latent j (sub-codebook j // n_tokens) sweeps its own sub-codebook's most used
+    entries, and each decoded cell is the seed's code with latent j's vector replaced."""
+    from disentkit.viz.arrays import _traversal_cells
+
+    torch.manual_seed(0)
+    model = build_model("fq_ae", image_shape=(3, 32, 32), n_codebooks=2, n_tokens=2,
+                        codebook_size=16).eval()
+    rng = np.random.default_rng(0)
+    seeds = (rng.random((2, 32, 32, 3)) * 255).astype(np.uint8)
+    marginal = (rng.random((64, 32, 32, 3)) * 255).astype(np.uint8)
+    plan = traversal_plan(model, seeds, n_steps=4, marginal_images=marginal)
+    assert plan.kind == "codebook" and plan.n_latents == 4 and plan.width == 8
+    x = torch.from_numpy(marginal).permute(0, 3, 1, 2).float() / 255
+    indices = model.representation(x, "indices").numpy()  # (64, 4)
+    for j in range(4):
+        book = model.quantizers[j // 2].normalized_codebook().detach().numpy()
+        np.testing.assert_array_equal(plan.vectors[j], book)
+        counts = np.bincount(indices[:, j], minlength=16)
+        used = set(np.flatnonzero(counts))
+        picked = set(plan.values[j].tolist())
+        # the most used entries first: every used entry is picked, or every pick is used
+        assert used <= picked or picked <= used
+        assert min(counts[list(picked & used)]) >= max(
+            [counts[k] for k in used - picked], default=0)
+    cells, filled = _traversal_cells(model, plan)
+    row = int(np.flatnonzero(plan.order == 1)[0])  # latent 1's row
+    z = torch.from_numpy(plan.base[:1].copy())  # seed 0's code (1, 32)
+    z[0, 8:16] = torch.from_numpy(plan.vectors[1][plan.values[1][0]])
+    expect = torch.sigmoid(model.decode(z)).mul(255).round().clamp(0, 255)
+    got = torch.from_numpy(cells[row, 0, 0].astype(np.float32)).permute(2, 0, 1)
+    assert filled[row, 0]
+    assert (got - expect[0]).abs().max() <= 1
+    assert prior_samples(model, n=4, seed=0) is not None

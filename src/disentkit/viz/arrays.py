@@ -18,8 +18,10 @@ The swept values (:func:`traversal_plan`):
   codebook values, read from the model's quantizer: QLAE's per-latent learned values, the
   FSQ grid of each dimension, FactorQVAE's global codebook (sorted ascending), or, for
   VQ-VAE, whose latents are code vectors, the codebook entries the given images use most
-  (the plan then holds entry indices). A codebook with more than ``n_steps`` values is
-  thinned to ``n_steps`` evenly spaced sorted values (both ends kept).
+  (the plan then holds entry indices); with factorized quantization each latent sweeps
+  the entries of its own sub-codebook that the given images use most. A codebook with
+  more than ``n_steps`` values is thinned to ``n_steps`` evenly spaced sorted values (both
+  ends kept).
 - continuous latents (``kind="quantiles"``) visit the quantiles
   ``linspace(0.05, 0.95, n_steps)`` of their marginal over the given images (the posterior
   means for a VAE, the pre-quantization encoder output for a quantized model).
@@ -236,15 +238,37 @@ class _Bottleneck:
     width: int = 1
     codebooks: tuple[np.ndarray, ...] = ()  # scalar: per latent, sorted float32 values
     vectors: np.ndarray | None = None  # vector: (K, width) codebook entries
+    books: tuple[np.ndarray, ...] = ()  # vector, one codebook per latent: (K_j, width) each
+
+    def vector_book(self, j: int) -> np.ndarray:
+        """The codebook latent ``j`` draws its vectors from (vector bottlenecks)."""
+        if self.books:
+            return self.books[j]
+        assert self.vectors is not None
+        return self.vectors
 
 
 def _bottleneck(model: Any, n_latents: int) -> _Bottleneck:
     from disentkit.models.quantized import RelaxedScalarCodebook
+    from disentkit.quantizers.cosine import CosineQuantizer
     from disentkit.quantizers.fsq import FSQ
     from disentkit.quantizers.scalar import ScalarQuantizer
     from disentkit.quantizers.vq import VectorQuantizer
 
     q = getattr(model, "quantizer", None)
+    subs = getattr(model, "quantizers", None)
+    if q is None and subs is not None and len(subs) and all(
+            isinstance(s, CosineQuantizer) for s in subs):
+        # factorized quantization: each sub-codebook quantizes n_tokens latents
+        # (sub-codebook-major), each latent one unit vector of its sub-codebook
+        per = int(getattr(model.config, "n_tokens", 1))
+        books = tuple(s.normalized_codebook().detach().float().cpu().numpy()
+                      for s in subs for _ in range(per))
+        width = int(books[0].shape[1])
+        if len(books) * width != n_latents:
+            raise ValueError(f"{type(model).__name__}: {len(books)} sub-codebook latents of "
+                             f"width {width} do not make the {n_latents} quantized values")
+        return _Bottleneck("vector", width=width, books=books)
     if isinstance(q, ScalarQuantizer):
         values = q._codebooks().detach().float().cpu().numpy()  # (D, V)
         books = tuple(np.sort(values[j]) for j in range(values.shape[0]))
@@ -312,7 +336,9 @@ class TraversalPlan:
         order: ``(D,)`` latent indices, most active first (ties: lower index first).
         base: ``(N, F)`` float32 decoder input of each seed image (``F = D·width``).
         width: decoder features per latent (1, or VQ's code dimension).
-        vectors: VQ codebook ``(K, width)`` when ``values`` are entry indices, else ``None``.
+        vectors: when ``values`` are entry indices: the VQ codebook ``(K, width)`` all
+            latents share, or one codebook per latent (a tuple; factorized quantization's
+            sub-codebooks); else ``None``.
     """
 
     kind: str
@@ -323,7 +349,7 @@ class TraversalPlan:
     order: np.ndarray
     base: np.ndarray
     width: int = 1
-    vectors: np.ndarray | None = None
+    vectors: np.ndarray | tuple[np.ndarray, ...] | None = None
 
     @property
     def n_latents(self) -> int:
@@ -400,7 +426,16 @@ def traversal_plan(
     n_latents = len(activity)
 
     # swept values
-    if kind == "codebook" and neck.kind == "vector":
+    if kind == "codebook" and neck.kind == "vector" and neck.books:
+        # one codebook per latent: each sweeps its own most used entries
+        codes = indices.numpy()
+        picked = []
+        for j in range(n_latents):
+            counts = np.bincount(codes[:, j], minlength=len(neck.books[j]))
+            ranked = np.lexsort((np.arange(len(counts)), -counts))  # most used, low index
+            picked.append(np.sort(ranked[:n_steps]))
+        values = tuple(picked)
+    elif kind == "codebook" and neck.kind == "vector":
         assert neck.vectors is not None
         counts = np.bincount(indices.numpy().ravel(), minlength=len(neck.vectors))
         ranked = np.lexsort((np.arange(len(counts)), -counts))  # most used, then low index
@@ -417,7 +452,9 @@ def traversal_plan(
     return TraversalPlan(
         kind=kind, values=values, activity=np.asarray(activity, np.float64),
         active=np.asarray(active, bool), criterion=criterion, order=order, base=base,
-        width=neck.width, vectors=neck.vectors if neck.kind == "vector" else None,
+        width=neck.width,
+        vectors=(None if neck.kind != "vector" else
+                 neck.books if neck.books else neck.vectors),
     )
 
 
@@ -434,7 +471,11 @@ def _traversal_cells(model: Any, plan: TraversalPlan) -> tuple[np.ndarray, np.nd
     filled = np.zeros((d, s), bool)
     for row, j in enumerate(plan.order):  # one row per latent
         vals = plan.values[j]
-        sweep = plan.vectors[vals] if plan.vectors is not None else vals[:, None]  # (S_j, w)
+        if plan.vectors is None:
+            sweep = vals[:, None]  # (S_j, 1)
+        else:
+            book = plan.vectors[j] if isinstance(plan.vectors, tuple) else plan.vectors
+            sweep = book[vals]  # (S_j, width)
         z[row, : len(vals), :, j, :] = sweep[:, None, :]
         z[row, len(vals):, :, j, :] = sweep[-1][None, None, :]  # padding, left blank
         filled[row, : len(vals)] = True
@@ -626,10 +667,12 @@ def prior_samples(
         if neck.kind == "continuous":
             return None
         if neck.kind == "vector":
-            assert neck.vectors is not None and probe["indices"] is not None
+            assert probe["indices"] is not None
             n_latents = probe["indices"].shape[1]
-            idx = torch.randint(len(neck.vectors), (n, n_latents), generator=gen)
-            z = torch.from_numpy(neck.vectors)[idx].reshape(n, -1)
+            cols = [torch.from_numpy(neck.vector_book(j))[
+                torch.randint(len(neck.vector_book(j)), (n,), generator=gen)]
+                for j in range(n_latents)]  # each (n, width)
+            z = torch.stack(cols, 1).reshape(n, -1)
         else:
             cols = [torch.from_numpy(book)[torch.randint(len(book), (n,), generator=gen)]
                     for book in neck.codebooks]
