@@ -142,3 +142,19 @@ def test_knn_scores_get_no_bootstrap_interval_and_say_why(pair) -> None:
     assert not [k for k in out.intervals if k[0] == "infomec"]  # kNN on continuous latents
     entry = out.to_json()["metrics"]["infomec"]
     assert entry["intervals"] == {} and "kNN" in entry["intervals_note"]
+
+
+def test_random_baseline_of_discrete_latents_is_labels_of_the_same_cardinality() -> None:
+    from disentkit.metrics.evaluate import _random_baseline
+
+    rng = np.random.default_rng(0)
+    labels = np.stack([rng.integers(0, 5, 400), rng.integers(10, 13, 400)], 1).astype(float)
+    base = _random_baseline(labels, np.random.default_rng(1))
+    assert base.shape == labels.shape
+    assert [len(np.unique(base[:, j])) for j in range(2)] == [5, 3]
+    assert np.array_equal(base, np.round(base)) and base.min() == 0
+    continuous = rng.standard_normal((400, 2))
+    gauss = _random_baseline(continuous, np.random.default_rng(1))
+    assert len(np.unique(gauss[:, 0])) == 400
+    many = np.arange(400.0)[:, None]  # integers, but more than 64 values: not labels
+    assert len(np.unique(_random_baseline(many, np.random.default_rng(1)))) == 400

@@ -188,9 +188,17 @@ def test_evaluate_run_writes_metrics_json_with_metric_ids(vae_run):
 def test_evaluate_run_on_a_quantized_model(tmp_path):
     run = fit(tiny_config(steps=4, model_options={"kind": "quantized"}),
               run_dir=tmp_path / "q", progress=False)
-    result = evaluate_run(run, n_samples=100, metrics=["mig"], mode="fast")
+    result = evaluate_run(run, n_samples=100, metrics=["mig", "infomec", "modularity"],
+                          mode="fast")
     assert set(result["representations"]) == {"quantized", "indices"}
     assert result["active_latents"] is None
+    # indices are labels: the MI metrics use the discrete estimator on them
+    ids = result["representations"]["indices"]["metrics"]
+    assert ids["mig"]["options.estimator"] == "discrete"
+    assert ids["modularity"]["options.estimator"] == "discrete"
+    assert "discrete" in ids["infomec"]["metric_id"]
+    assert result["representations"]["quantized"]["metrics"]["mig"]["options.estimator"] == (
+        "histogram")
     with pytest.raises(ValueError, match="n_samples must be an integer ≥ 2"):
         evaluate_run(run, n_samples=1)
     with pytest.raises(KeyError, match="known metrics"):

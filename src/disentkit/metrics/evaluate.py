@@ -243,6 +243,23 @@ def _run_suite(
     return results, seconds
 
 
+def _random_baseline(latents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random latents shaped like ``latents``: labels for discrete ones, else Gaussian.
+
+    Discrete: every column integer-valued with at most 64 distinct values (codebook
+    indices); each column then gets uniform labels ``0 .. n_j − 1`` with its own number of
+    distinct values ``n_j``, so label-based estimators see a null of the same cardinality.
+    """
+    lat = np.asarray(latents)
+    if lat.size and np.all(np.isfinite(lat)) and np.all(lat == np.round(lat)):
+        s = np.sort(lat, axis=0)
+        n_unique = 1 + np.count_nonzero(s[1:] != s[:-1], axis=0)  # (D,)
+        if np.all(n_unique <= 64):
+            cols = [rng.integers(0, int(k), lat.shape[0]) for k in n_unique]
+            return np.stack(cols, axis=1).astype(np.float64)
+    return rng.standard_normal(lat.shape)
+
+
 def evaluate(
     latents: object,
     factors: object,
@@ -283,7 +300,10 @@ def evaluate(
             back, sits on the other side of it. Report the method with the interval.
         baselines: ``True`` for all, or a list from ``"ground_truth"`` (the factors
             themselves as latents) and ``"random"`` (standard Gaussian latents of the same
-            shape): the same suite is computed on each, beside the user's scores.
+            shape; for discrete latents, where every column holds integers with at most
+            64 distinct values, uniform random labels with each column's number of
+            distinct values): the same suite is computed on each, beside the user's
+            scores.
         shuffle: for metrics with a train/test split, permute rows with the seed first.
         n_jobs: parallel jobs for metrics that fit one classifier per factor (joblib's
             convention; default -1: every core). The numbers do not depend on it.
@@ -385,7 +405,7 @@ def evaluate(
         if b == "ground_truth":
             base_lat = fac.astype(np.float64)
         else:
-            base_lat = np.random.default_rng([seed_int, 2]).standard_normal(lat.shape)
+            base_lat = _random_baseline(lat, np.random.default_rng([seed_int, 2]))
         base_results[b], _ = _run_suite(
             infos, base_lat, fac, merged, common, progress, f"baseline {b}: "
         )

@@ -5,7 +5,17 @@ The evaluation set follows the reference protocol's spirit (disentanglement_lib,
 (uniform and independent per factor for a complete grid), rendered, and encoded in
 batches under ``torch.inference_mode()`` on the model's device. Every representation the
 model offers is scored (VAEs: ``mean`` and ``sampled``; quantized models: ``quantized``
-and ``indices``, the latter as float codes), each with the same factors, metrics and seed.
+and ``indices``), each with the same factors, metrics and seed.
+
+Codebook indices are labels, not numbers (entry 7 is not "between" entries 6 and 8), so
+for the ``indices`` representation the mutual-information metrics use the discrete
+(plug-in) estimator on the labels (:data:`INDEX_OPTIONS`: InfoMEC with
+``latent_type="discrete"``, MIG and modularity with ``estimator="discrete"``); histogram
+binning or kNN on label values would merge or neighbour unrelated entries. The classifier
+metrics (DCI, SAP, explicitness) read each index as a number, as the reference code does
+with its integer codes; their ``indices`` scores are meaningful only where indices follow
+the codebook's order (scalar codebooks whose values stay sorted), so prefer the
+``quantized`` representation for them.
 
 Sampled representations and the reconstruction pass draw from torch's RNG, seeded with
 ``seed`` inside :func:`torch.random.fork_rng`, so the scores are reproducible and the
@@ -29,6 +39,12 @@ __all__ = ["METRICS_NAME", "SCORED_KINDS", "evaluate_run"]
 
 METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
+#: metric options for the ``indices`` representation (categorical latents)
+INDEX_OPTIONS: dict[str, dict[str, Any]] = {
+    "infomec": {"latent_type": "discrete"},
+    "mig": {"estimator": "discrete"},
+    "modularity": {"estimator": "discrete"},
+}
 
 
 def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -158,7 +174,10 @@ def evaluate_run(
         entry: dict[str, Any] = {"n_latents": int(latents.shape[1]), "scores": {},
                                  "metrics": {}}
         if array_names:
+            options = ({m: o for m, o in INDEX_OPTIONS.items() if m in array_names}
+                       if k == "indices" else None)
             ev = evaluate(latents, factors, metrics=array_names, mode=mode, seed=int(seed),
+                          options=options,
                           n_bootstrap=int(n_bootstrap), baselines=bool(baselines),
                           progress=None if progress is None else (
                               lambda label, k=k: progress(f"{k}: {label}")))
