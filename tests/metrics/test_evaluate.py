@@ -156,5 +156,8 @@ def test_random_baseline_of_discrete_latents_is_labels_of_the_same_cardinality()
     continuous = rng.standard_normal((400, 2))
     gauss = _random_baseline(continuous, np.random.default_rng(1))
     assert len(np.unique(gauss[:, 0])) == 400
-    many = np.arange(400.0)[:, None]  # integers, but more than 64 values: not labels
+    wide = rng.integers(0, 150, (400, 1)).astype(float)  # 150-entry codebook indices
+    drawn = _random_baseline(wide, np.random.default_rng(1))
+    assert np.array_equal(drawn, np.round(drawn)) and drawn.max() < len(np.unique(wide))
+    many = np.arange(400.0)[:, None]  # integers, each row its own value: not labels
     assert len(np.unique(_random_baseline(many, np.random.default_rng(1)))) == 400

@@ -246,15 +246,16 @@ def _run_suite(
 def _random_baseline(latents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random latents shaped like ``latents``: labels for discrete ones, else Gaussian.
 
-    Discrete: every column integer-valued with at most 64 distinct values (codebook
-    indices); each column then gets uniform labels ``0 .. n_j − 1`` with its own number of
-    distinct values ``n_j``, so label-based estimators see a null of the same cardinality.
+    Discrete: every column integer-valued with at most ``n_samples // 2`` distinct values
+    (codebook indices); each column then gets uniform labels ``0 .. n_j − 1`` with its own
+    number of distinct values ``n_j``, so label-based estimators see a null of the same
+    cardinality.
     """
     lat = np.asarray(latents)
     if lat.size and np.all(np.isfinite(lat)) and np.all(lat == np.round(lat)):
         s = np.sort(lat, axis=0)
         n_unique = 1 + np.count_nonzero(s[1:] != s[:-1], axis=0)  # (D,)
-        if np.all(n_unique <= 64):
+        if np.all(n_unique <= lat.shape[0] // 2):
             cols = [rng.integers(0, int(k), lat.shape[0]) for k in n_unique]
             return np.stack(cols, axis=1).astype(np.float64)
     return rng.standard_normal(lat.shape)
@@ -301,9 +302,9 @@ def evaluate(
         baselines: ``True`` for all, or a list from ``"ground_truth"`` (the factors
             themselves as latents) and ``"random"`` (standard Gaussian latents of the same
             shape; for discrete latents, where every column holds integers with at most
-            64 distinct values, uniform random labels with each column's number of
-            distinct values): the same suite is computed on each, beside the user's
-            scores.
+            ``n_samples // 2`` distinct values, uniform random labels with each column's
+            number of distinct values): the same suite is computed on each, beside the
+            user's scores.
         shuffle: for metrics with a train/test split, permute rows with the seed first.
         n_jobs: parallel jobs for metrics that fit one classifier per factor (joblib's
             convention; default -1: every core). The numbers do not depend on it.
