@@ -50,6 +50,12 @@ def test_local_study_finishes_and_writes_the_table(finished):
     for column in ("score.mig", "score.sap", "recon.bce_per_pixel", "train_seconds"):
         assert frame[column].notna().all(), column
     assert frame.loc[0, "metric_id.mig"].startswith("mig/")
+    config = json.loads(frame.loc[1, "config"])
+    assert config["model"] == "beta_vae" and config["model_options"]["beta"] == 2.0
+    saved = json.loads((run_dir(out, 1) / "config.json").read_text())  # defaults written out
+    assert {k: v for k, v in config.items() if k != "model_options"} == {
+        k: v for k, v in saved.items() if k != "model_options"}
+    assert config["model_options"].items() <= saved["model_options"].items()
     # the table's scores are metrics.json's
     metrics = json.loads((run_dir(out, 0) / "metrics.json").read_text())
     kind = next(iter(metrics["representations"]))

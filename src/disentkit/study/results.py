@@ -13,7 +13,7 @@ Columns (one row per run of the spec, in model-number order):
   retried), ``error`` (the last error of a failed run), ``attempts``, ``dataset``,
   ``model``, ``seed``, ``steps``, ``train_seconds`` (summed over attempts),
   ``eval_seconds``, ``representation`` (the representation kind scored: the model's
-  default);
+  default), ``config`` (the run's full config as JSON);
 - ``hp.<dotted key>``: each swept hyper-parameter (missing where a run does not set it);
 - ``score.<key>``: every numeric score of ``metrics.json`` for that representation, with
   :func:`disentkit.metrics.evaluate`'s flat keys (``score.mig``, ``score.mig.ci_low``,
@@ -46,7 +46,7 @@ STATUSES = ("done", "failed", "pending")
 #: the columns every row has, first, in this order
 IDENTITY_COLUMNS = ("model_num", "run_name", "run_dir", "status", "error", "attempts",
                     "dataset", "model", "seed", "steps", "train_seconds", "eval_seconds",
-                    "representation")
+                    "representation", "config")
 
 
 def run_dir(study_dir: str | os.PathLike[str], model_num: int) -> Path:
@@ -110,6 +110,7 @@ def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
         "eval_seconds": math.nan,
         "representation": "",
     }
+    row["config"] = json.dumps(run.config, sort_keys=True)
     for key, value in run.hparams.items():
         row[f"hp.{key}"] = value
     done = _read_json(path / DONE_FILE) if is_done(path) else None
