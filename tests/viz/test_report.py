@@ -132,7 +132,7 @@ def test_report_is_valid_self_contained_html_with_scores_config_and_figures(run)
         scores = saved["representations"][kind]["scores"]
         assert f"{scores['mig']:.3f}" in text
         assert f"{scores['dci.completeness']:.3f}" in text
-    assert "mig/hist20@1" in text and "dci/hist@1" in text
+    assert "mig/hist20@1" in text and "dci/binned@1" in text
     assert "representation" in text and "sampled" in text and "informativeness_test" in text
     assert "Reconstruction error" in text and "binary cross-entropy" in text
     assert "Active latents:" in text
