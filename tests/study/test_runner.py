@@ -105,16 +105,38 @@ def test_model_num_runs_only_those(tmp_path):
     assert outcome.count("done") == 2
 
 
-def test_a_failing_run_is_retried_then_recorded_as_failed(tmp_path):
-    spec = _spec(datasets=[{"name": "xyobject_tiny", "options": {"no_such_option": 1}}],
-                 models=["ae"])
-    outcome = run_study(spec, tmp_path / "s", executor="local", max_retries=2, progress=False)
+def test_a_failing_run_is_retried_then_recorded_as_failed(tmp_path, monkeypatch):
+    import disentkit.train
+
+    calls = []
+
+    def broken_fit(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("simulated out-of-memory")
+
+    monkeypatch.setattr(disentkit.train, "fit", broken_fit)
+    outcome = run_study(_spec(models=["ae"]), tmp_path / "s", executor="local", max_retries=2,
+                        progress=False)
     row = outcome.results.iloc[0]
-    assert row["status"] == "failed"
-    assert "no_such_option" in row["error"]
+    assert row["status"] == "failed" and len(calls) == 3
+    assert row["error"] == "RuntimeError: simulated out-of-memory"
     assert row["attempts"] == 3
     failed = json.loads((run_dir(tmp_path / "s", 0) / "failed.json").read_text())
     assert failed["attempt"] == 3 and failed["stage"] == "training"
+    # the next call retries it, and success clears the failure record
+    monkeypatch.undo()
+    again = run_study(_spec(models=["ae"]), tmp_path / "s", executor="local", progress=False)
+    assert again.ran == (0,) and again.results.iloc[0]["status"] == "done"
+    assert not (run_dir(tmp_path / "s", 0) / "failed.json").exists()
+
+
+def test_a_bad_dataset_option_fails_before_any_run_starts(tmp_path):
+    spec = _spec(datasets=[{"name": "xyobject_tiny", "options": {"no_such_option": 1}}],
+                 models=["ae"], seeds=7)
+    with pytest.raises(ValueError, match=r"xyobject_tiny.*cannot be built \(runs \[0, 1, 2, 3, "
+                                         r"4\] \.\.\.\).*no_such_option"):
+        run_study(spec, tmp_path / "s", executor="local", progress=False)
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path):

@@ -89,6 +89,36 @@ def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None) -
     return study
 
 
+def check_datasets(runs: Iterable[Any]) -> None:
+    """Build each procedural dataset the runs use once, so that a bad dataset option fails
+    before any run starts (official datasets are left alone: their files may live only on
+    the machines that run them).
+
+    Raises:
+        ValueError: a dataset that cannot be built with its options, naming the runs.
+    """
+    from disentkit.data import DATASETS, get_dataset
+
+    seen: dict[str, list[int]] = {}
+    configs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for run in runs:
+        name, options = run.config["data"], dict(run.config.get("data_options") or {})
+        if DATASETS[name].kind != "procedural":
+            continue
+        key = json.dumps([name, options], sort_keys=True, default=str)
+        seen.setdefault(key, []).append(run.model_num)
+        configs[key] = (name, options)
+    for key, (name, options) in configs.items():
+        try:
+            get_dataset(name, **options)
+        except (TypeError, ValueError) as exc:
+            nums = seen[key]
+            which = f"runs {nums[:5]}{' ...' if len(nums) > 5 else ''}"
+            raise ValueError(
+                f"dataset {name!r} with options {options} cannot be built ({which}): {exc}"
+            ) from None
+
+
 # ------------------------------------------------------------------------- one run
 
 
@@ -342,6 +372,7 @@ def run_study(
     _check_resources(resources)
     runs = expand(study_spec)
     selected = parse_model_nums(model_nums, len(runs))
+    check_datasets(runs[n] for n in selected)
     study = init_study_dir(study_spec, out)
     skipped = [n for n in selected if is_done(run_dir(study, n))]
     todo = [n for n in selected if n not in set(skipped)]
