@@ -105,6 +105,7 @@ from torch import nn
 from torch.func import functional_call
 
 from disentkit.models._base import Encoding, ExtraStep, Model, Output, register_model
+from disentkit.models._checks import check_choice, check_nonnegative
 from disentkit.nn import ARCHITECTURES, build_decoder, build_encoder
 from disentkit.nn.teachers import FrozenTeacher, build_teacher
 from disentkit.quantizers import build_quantizer
@@ -291,18 +292,6 @@ class PatchDiscriminator(nn.Module):
 # -- config ---------------------------------------------------------------------------------
 
 
-def _check_nonnegative(config: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0; received {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; received {value!r}")
-
-
 @dataclass
 class FQAEConfig:
     """``fq_ae`` options; weights and optimiser are FQGAN's (METHODS.md §5), sizes are small."""
@@ -347,10 +336,10 @@ class FQAEConfig:
         ):
             raise ValueError(f"image_shape must be (C, H, W) positive ints; received {shape!r}")
         self.image_shape = shape  # type: ignore[assignment]  # a JSON list becomes a tuple
-        _check_choice("arch", self.arch, ARCHITECTURES)
-        _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _check_choice("style_activation", self.style_activation, _STYLE_ACTIVATIONS)
-        _check_choice("codebook_init", self.codebook_init, _CODEBOOK_INITS)
+        check_choice("arch", self.arch, ARCHITECTURES)
+        check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_choice("style_activation", self.style_activation, _STYLE_ACTIVATIONS)
+        check_choice("codebook_init", self.codebook_init, _CODEBOOK_INITS)
         for name, minimum in [
             ("n_codebooks", 1),
             ("n_tokens", 1),
@@ -365,7 +354,7 @@ class FQAEConfig:
             ("usage_window", 1),
         ]:
             check_int(name, getattr(self, name), minimum=minimum)
-        _check_nonnegative(
+        check_nonnegative(
             self,
             "reconstruction_weight",
             "codebook_weight",

@@ -86,7 +86,8 @@ from torch import nn
 from torch.func import functional_call
 
 from disentkit.models._base import Encoding, ExtraStep, Model, Output, register_model
-from disentkit.nn import ARCHITECTURES, build_decoder, split_weight_decay
+from disentkit.models._checks import check_clip, check_image_model, check_nonnegative
+from disentkit.nn import build_decoder, split_weight_decay
 from disentkit.nn.critic import CriticEncoder
 from disentkit.quantizers import ScalarQuantizer, build_quantizer
 from disentkit.quantizers._base import check_float, check_int
@@ -158,13 +159,6 @@ def gradient_penalty(
 # -- configs -------------------------------------------------------------------------------
 
 
-def _check_nonnegative(config: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0; received {value!r}")
-
-
 def _check_range(name: str, value: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
@@ -177,15 +171,9 @@ def _check_range(name: str, value: Any) -> tuple[float, float]:
 
 def _check_gan(config: Any) -> None:
     """Validate (and normalise) the fields both GAN configs share."""
-    shape = tuple(config.image_shape)
-    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(f"image_shape must be (C, H, W) positive ints; received {shape!r}")
-    config.image_shape = shape
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}; received {config.arch!r}")
-    check_int("n_latents", config.n_latents, minimum=1)
+    check_image_model(config)
     check_int("generator_every", config.generator_every, minimum=1)
-    _check_nonnegative(config, "gp_weight", "latent_weight", "weight_decay")
+    check_nonnegative(config, "gp_weight", "latent_weight", "weight_decay")
     check_float("lr", config.lr, low=0.0)
     try:
         betas = tuple(float(b) for b in config.betas)
@@ -194,8 +182,7 @@ def _check_gan(config: Any) -> None:
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"betas must be two numbers in [0, 1); received {config.betas!r}")
     config.betas = betas
-    if config.clip_value is not None:
-        check_float("clip_value", config.clip_value, low=0.0)
+    check_clip(config)
 
 
 @dataclass
@@ -223,7 +210,7 @@ class QLInfoWGANGPConfig:
         _check_gan(self)
         check_int("n_values", self.n_values, minimum=2)
         self.init_range = _check_range("init_range", self.init_range)
-        _check_nonnegative(self, "quantization_weight", "commitment_weight")
+        check_nonnegative(self, "quantization_weight", "commitment_weight")
 
 
 @dataclass

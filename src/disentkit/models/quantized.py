@@ -30,33 +30,12 @@ from torch import nn
 from torch.func import functional_call
 
 from disentkit.models._base import Encoding, ExtraStep, Model, Output, register_model
-from disentkit.nn import ARCHITECTURES, build_decoder, build_encoder, split_weight_decay
+from disentkit.models._checks import check_clip, check_image_model, check_nonnegative
+from disentkit.nn import build_decoder, build_encoder, split_weight_decay
 from disentkit.quantizers import FSQ, Quantizer, build_quantizer
 from disentkit.quantizers._base import check_float, check_int
 
 # -- config validation --------------------------------------------------------------------
-
-
-def _check_common(config: Any) -> None:
-    shape = tuple(config.image_shape)
-    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(f"image_shape must be (C, H, W) positive ints; received {shape!r}")
-    config.image_shape = shape
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}; received {config.arch!r}")
-    check_int("n_latents", config.n_latents, minimum=1)
-
-
-def _check_nonnegative(config: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0; received {value!r}")
-
-
-def _check_clip(config: Any) -> None:
-    if config.clip_value is not None:
-        check_float("clip_value", config.clip_value, low=0.0)
 
 
 def _decoder_options(config: Any) -> dict[str, Any]:
@@ -188,10 +167,10 @@ class QLAEConfig:
     style_activation: str = "relu"  # qlae decoder: activation of style scale/shift (⚠ 6)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_image_model(self)
         self.init_range = tuple(self.init_range)  # type: ignore[assignment]
-        _check_nonnegative(self, "quantization_weight", "commitment_weight", "weight_decay")
-        _check_clip(self)
+        check_nonnegative(self, "quantization_weight", "commitment_weight", "weight_decay")
+        check_clip(self)
 
 
 @register_model(
@@ -264,11 +243,11 @@ class VQVAEConfig:
     style_activation: str = "relu"  # qlae decoder: activation of style scale/shift (⚠ 6)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_image_model(self)
         check_int("code_dim", self.code_dim, minimum=1)
         check_int("n_codes", self.n_codes, minimum=1)
-        _check_nonnegative(self, "codebook_weight", "commitment_weight", "weight_decay")
-        _check_clip(self)
+        check_nonnegative(self, "codebook_weight", "commitment_weight", "weight_decay")
+        check_clip(self)
 
 
 @register_model(
@@ -337,15 +316,15 @@ class FSQAEConfig:
     style_activation: str = "relu"  # qlae decoder: activation of style scale/shift (⚠ 6)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_image_model(self)
         self.levels = (self.levels,) if isinstance(self.levels, int) else tuple(self.levels)
         if self.n_latents % len(self.levels):
             raise ValueError(
                 f"n_latents must be a multiple of len(levels) = {len(self.levels)}; "
                 f"received n_latents={self.n_latents}"
             )
-        _check_nonnegative(self, "weight_decay")
-        _check_clip(self)
+        check_nonnegative(self, "weight_decay")
+        check_clip(self)
 
 
 @register_model(
@@ -409,11 +388,11 @@ class FactorQVAEConfig:
     style_activation: str = "relu"  # qlae decoder: activation of style scale/shift (⚠ 6)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_image_model(self)
         check_int("n_codes", self.n_codes, minimum=2)
         check_int("disc_layers", self.disc_layers, minimum=2)
         check_int("disc_hidden", self.disc_hidden, minimum=1)
-        _check_nonnegative(self, "kl_weight", "tc_weight", "temperature_decay")
+        check_nonnegative(self, "kl_weight", "tc_weight", "temperature_decay")
         check_float("temperature", self.temperature, low=0.0)
         check_float("disc_lr", self.disc_lr, low=0.0)
         self.disc_betas = tuple(self.disc_betas)  # type: ignore[assignment]

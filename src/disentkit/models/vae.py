@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from disentkit.models._base import Encoding, ExtraStep, Model, Output, register_model
+from disentkit.models._checks import check_choice, check_nonnegative
 from disentkit.models._losses import (
     RECONSTRUCTIONS,
     TC_ESTIMATORS,
@@ -57,18 +58,6 @@ TC_BATCHES = ("independent", "same")
 
 
 # -- configs ------------------------------------------------------------------------------
-def _check_nonnegative(config: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0; received {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; received {value!r}")
-
-
 @dataclass
 class AEConfig:
     """Options shared by every model in this module (the plain autoencoder's config)."""
@@ -90,9 +79,9 @@ class AEConfig:
                 f"image_shape must be (C, H, W) positive integers; received {self.image_shape!r}"
             )
         self.image_shape = shape  # a JSON list becomes a tuple again
-        _check_choice("arch", self.arch, ARCHITECTURES)
-        _check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _check_nonnegative(self, "weight_decay")
+        check_choice("arch", self.arch, ARCHITECTURES)
+        check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_nonnegative(self, "weight_decay")
 
 
 @dataclass
@@ -105,7 +94,7 @@ class BioAEConfig(AEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "nonneg_weight", "activity_weight")
+        check_nonnegative(self, "nonneg_weight", "activity_weight")
 
 
 @dataclass
@@ -121,7 +110,7 @@ class BetaVAEConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "beta")
+        check_nonnegative(self, "beta")
 
 
 @dataclass
@@ -134,7 +123,7 @@ class AnnealedVAEConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "gamma", "c_max")
+        check_nonnegative(self, "gamma", "c_max")
         if isinstance(self.anneal_steps, bool) or not isinstance(self.anneal_steps, int):
             raise ValueError(
                 f"anneal_steps must be an integer >= 1; received {self.anneal_steps!r}"
@@ -157,8 +146,8 @@ class BetaTCVAEConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "beta", "mi_weight", "dim_kl_weight")
-        _check_choice("estimator", self.estimator, TC_ESTIMATORS)
+        check_nonnegative(self, "beta", "mi_weight", "dim_kl_weight")
+        check_choice("estimator", self.estimator, TC_ESTIMATORS)
         if isinstance(self.dataset_size, bool) or not isinstance(self.dataset_size, int):
             raise ValueError(
                 f"dataset_size must be an integer >= 2; received {self.dataset_size!r}"
@@ -182,8 +171,8 @@ class FactorVAEConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "gamma", "discriminator_lr")
-        _check_choice("tc_batch", self.tc_batch, TC_BATCHES)
+        check_nonnegative(self, "gamma", "discriminator_lr")
+        check_choice("tc_batch", self.tc_batch, TC_BATCHES)
         for name in ("discriminator_hidden", "discriminator_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -206,7 +195,7 @@ class DIPVAEIConfig(VAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_nonnegative(self, "lambda_od", "lambda_d_factor")
+        check_nonnegative(self, "lambda_od", "lambda_d_factor")
 
 
 @dataclass
