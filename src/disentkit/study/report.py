@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from disentkit._validation import DisentkitWarning
+from disentkit.study.results import read_results
 from disentkit.viz.report import _CSS, _SMALL_WIDTH, _e, _image_mime, _image_size, _num
 from disentkit.viz.study_figures import (
     PREFERRED_SCORES,
@@ -52,7 +53,6 @@ __all__ = ["REPORT_NAME", "write_study_report"]
 
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
-RESULTS_FILES = ("results.parquet", "results.csv")
 SPEC_FILE = "study.yaml"
 _STATUSES = ("done", "failed", "pending")
 _REQUIRED = ("model", "status")
@@ -83,26 +83,11 @@ _CAPTIONS = {
 # --------------------------------------------------------------------------- reading
 
 
-def _read_results(study: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    if not study.is_dir():
-        raise FileNotFoundError(f"no study directory at {str(study)!r}")
-    for name in RESULTS_FILES:
-        path = study / name
-        if path.is_file():
-            return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
-    raise FileNotFoundError(
-        f"no {' or '.join(RESULTS_FILES)} in {str(study)!r}: run `disentkit study run` to "
-        f"run the study, or `disentkit study collect {study}` to rebuild the table from its "
-        "run directories, first")
-
-
 def _load(study: Path, results: Any) -> pd.DataFrame:
     import pandas as pd
 
     if results is None:
-        table = _read_results(study)
+        table = read_results(study)
     elif isinstance(results, pd.DataFrame):
         table = results
     elif isinstance(results, str | os.PathLike):

@@ -194,7 +194,8 @@ def read_results(study_dir: str | os.PathLike[str]) -> Any:
     """The study's results table from ``results.parquet`` (or ``results.csv``).
 
     Raises:
-        FileNotFoundError: neither file exists (says how to build them).
+        FileNotFoundError: no such directory, or neither file exists (says how to build
+            them).
     """
     import pandas as pd
 
@@ -203,7 +204,10 @@ def read_results(study_dir: str | os.PathLike[str]) -> Any:
         return pd.read_parquet(study / RESULTS_PARQUET)
     if (study / RESULTS_CSV).is_file():
         return pd.read_csv(study / RESULTS_CSV)
+    if not study.is_dir():
+        raise FileNotFoundError(f"no study directory at {str(study)!r}")
     raise FileNotFoundError(
-        f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {str(study)!r}; build them with: "
-        f"disentkit study collect {study}"
+        f"no {RESULTS_PARQUET} or {RESULTS_CSV} in {str(study)!r}: run `disentkit study run` "
+        f"to run the study, or `disentkit study collect {study}` to rebuild the table from "
+        "its run directories, first"
     )
