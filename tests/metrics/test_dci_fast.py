@@ -115,6 +115,7 @@ def test_best_splits_match_brute_force():
         _prefix_sum_bins(counts.copy()),
         np.empty_like(sums),
         np.empty_like(sums),
+        np.empty_like(sums),
     )
     for c in range(cols):
         best = (0.0, 0, 255)

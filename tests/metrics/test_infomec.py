@@ -15,7 +15,7 @@ from disentkit import DisentkitWarning
 from disentkit.metrics import METRICS
 from disentkit.metrics._mi import MutualInfo, mutual_info_matrix
 from disentkit.metrics._mi_cache import MICache
-from disentkit.metrics.infomec import InfoMECResult, infomec
+from disentkit.metrics.infomec import InfoMECResult, _null_log_loss, infomec
 
 
 def grid(*sizes: int, repeat: int = 5) -> np.ndarray:
@@ -225,6 +225,21 @@ def test_infoe_continuous_matches_a_plain_sklearn_loop() -> None:
     np.testing.assert_allclose(r.infoe_per_factor, expected, atol=1e-9)
     assert r.infoe == pytest.approx(expected.mean(), abs=1e-9)
     np.testing.assert_allclose(r.null_entropy, np.log(5), atol=1e-12)  # balanced weights
+
+
+def test_null_entropy_equals_a_fitted_null_model_on_imbalanced_classes() -> None:
+    # The closed form log C against the reference's fitted null model, with very unequal
+    # class sizes, and scored on held-out rows whose class mix differs from the fit rows.
+    rng = np.random.default_rng(8)
+    y = rng.choice(4, size=900, p=[0.7, 0.2, 0.07, 0.03])
+    fit, score = y[:600], np.sort(y[600:])
+    kw = dict(C=np.inf, solver="lbfgs", max_iter=100, tol=1e-4, class_weight="balanced")
+    null = LogisticRegression(**kw).fit(np.zeros((600, 1)), fit)
+    fitted = log_loss(score, null.predict_proba(np.zeros((300, 1))), labels=null.classes_)
+    assert _null_log_loss(np.unique(fit).size) == pytest.approx(fitted, abs=1e-12)
+    z = np.column_stack([y + rng.standard_normal(900), rng.standard_normal(900)])
+    r = run(z, y[:, None], seed=0, infoe_split="heldout", train_fraction=2 / 3)
+    np.testing.assert_allclose(r.null_entropy, fitted, atol=1e-12)
 
 
 def test_infoe_discrete_matches_a_plain_sklearn_loop() -> None:

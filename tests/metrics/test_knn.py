@@ -127,6 +127,29 @@ def test_public_function_agrees_with_sklearn_up_to_the_jitter_draw() -> None:
         np.testing.assert_allclose(got[:, j], expected, rtol=0, atol=1e-9)
 
 
+def test_latents_in_threads_equal_latents_one_at_a_time(monkeypatch) -> None:
+    # Large enough for the thread pool (work above _SERIAL_WORK); each column alone is not.
+    from disentkit.metrics import _mi
+
+    calls = []
+    real = _mi.ThreadPoolExecutor
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("max_workers"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_mi, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(_mi, "_n_threads", lambda: 2)
+    rng = np.random.default_rng(4)
+    s = rng.integers(0, 6, (5000, 3))
+    z = jitter_latents(s @ rng.standard_normal((3, 8)) + rng.standard_normal((5000, 8)))
+    together = mi_cd_from_jittered(z, s, n_neighbors=10)
+    assert calls == [2]  # the latents did run in threads
+    alone = np.vstack([mi_cd_from_jittered(z[:, [d]], s, n_neighbors=10) for d in range(8)])
+    assert calls == [2]  # ... and each single column serially
+    np.testing.assert_array_equal(together, alone)
+
+
 def test_informative_and_independent_latents() -> None:
     rng = np.random.default_rng(0)
     s = rng.integers(0, 4, (3000, 1))

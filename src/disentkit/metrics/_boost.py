@@ -179,14 +179,14 @@ def _sparse_product(a: sp.csc_matrix, x: np.ndarray, out: np.ndarray) -> np.ndar
 
 
 def _best_splits(
-    cg: np.ndarray, cn: np.ndarray, crit: np.ndarray, den: np.ndarray
+    cg: np.ndarray, cn: np.ndarray, crit: np.ndarray, den: np.ndarray, empty: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best split of every node from prefix sums over bins.
 
     Args:
         cg: ``(B, D', C)`` float32: residual sum of the node's rows with code ``<= b``.
         cn: ``(B, D', C)`` or ``(B, D', 1)`` float32: their count.
-        crit, den: ``(B, D', C)`` float32 scratch arrays.
+        crit, den, empty: ``(B, D', C)`` float32 scratch arrays.
 
     Returns:
         ``(latent (C,), bin (C,) uint8, gain (C,) float64)``: ``bin`` is ``_NO_SPLIT`` and
@@ -201,8 +201,14 @@ def _best_splits(
     crit *= crit
     np.subtract(n_tot, cn, out=den)  # n_R
     den *= cn  # n_L·n_R: exactly 0 when a side has no rows (counts are exact integers)
-    den[den == 0] = np.inf  # such a split scores 0
+    # Such a split scores 0 (its residual sum can be float32 noise rather than 0 where it
+    # was found by subtraction). Arithmetic on a 0/1 float mask: several times faster than
+    # a masked assignment.
+    np.equal(den, 0, out=empty)
+    den += empty  # 1 where a side is empty
     crit /= den  # n · gain
+    np.subtract(1, empty, out=empty)
+    crit *= empty
     best = crit.max(axis=0)  # (D', C): best of each latent
     latent = np.argmax(best, axis=0)  # (C,): first best latent
     cols = np.arange(n_cols)
@@ -268,7 +274,7 @@ class _GroupBooster:
         self.node = {k: np.empty((t, m), np.uint8) for k, m in rows.items()}
         self.mask = {k: np.empty((t, m), np.uint8) for k, m in rows.items()}
         self.node_rows = np.empty((n, t), np.uint8)
-        self.inside = np.empty((n, t), bool)
+        self.inside = np.empty((n, t), f32)
         self.leaf = {k: np.empty(t * m, np.intp) for k, m in rows.items()}
         self.step = {k: np.empty(t * m, np.float64) for k, m in rows.items()}
         # per level: the codes of each node's latent, then its side, (M, T, rows); prefix
@@ -276,13 +282,15 @@ class _GroupBooster:
         # contiguous (numpy is several times slower on strided views) and their split-scan
         # scratch; below the root, the product's columns (left children: residuals and row
         # indicators) and result
-        self.cond, self.level_g, self.level_n, self.crit, self.den = [], [], [], [], []
+        self.cond, self.level_g, self.level_n = [], [], []
+        self.crit, self.den, self.empty = [], [], []
         self.w, self.hist = [], []
         for level in range(MAX_DEPTH):
             m = 1 << level  # nodes per tree
             self.cond.append({k: np.empty((m, t, r), np.uint8) for k, r in rows.items()})
             self.crit.append(np.empty((nb, d, m * t), f32))
             self.den.append(np.empty((nb, d, m * t), f32))
+            self.empty.append(np.empty((nb, d, m * t), f32))
             if level == 0:  # the roots: residuals only (every row counts)
                 self.hist.append(np.empty((nb * d, t), f32))
                 self.w.append(None)
@@ -351,7 +359,8 @@ class _GroupBooster:
         for level in range(MAX_DEPTH):
             m = 1 << level
             latent, b, gain = _best_splits(
-                self.level_g[level], self.level_n[level], self.crit[level], self.den[level]
+                self.level_g[level], self.level_n[level], self.crit[level], self.den[level],
+                self.empty[level],
             )
             self.gains += np.bincount(  # credit each split's gain to its latent
                 (latent * t + np.tile(np.arange(t), m)), weights=gain, minlength=self.gains.size
@@ -371,10 +380,10 @@ class _GroupBooster:
             nxt = level + 1
             np.copyto(self.node_rows, node.T)
             w = self.w[nxt]  # (n, 2, M, T)
-            for j in range(m):
-                np.equal(self.node_rows, j, out=self.inside)
-                w[:, 1, j] = self.inside
-                np.multiply(self.g_rows, w[:, 1, j], out=w[:, 0, j])
+            for j in range(m):  # contiguous sources, one strided write each
+                np.equal(self.node_rows, j, out=self.inside)  # 0/1 float32
+                np.copyto(w[:, 1, j], self.inside)
+                np.multiply(self.g_rows, self.inside, out=w[:, 0, j])
             h = _sparse_product(data.onehot_t, w.reshape(w.shape[0], -1), self.hist[nxt])
             h = _prefix_sum_bins(h.reshape(nb, d, 2, m * t))
             width = m * t

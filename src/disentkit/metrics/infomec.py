@@ -433,7 +433,17 @@ def _infoe_one_factor(
             "the training rows lack; use shuffle=True or more samples"
         )
     model = _classifier().fit(features[rows_fit], y_fit)
-    null = _classifier().fit(np.zeros((rows_fit.size, 1)), y_fit)
     ce = _log_loss(model, features[rows_score], y_score)
-    h_null = _log_loss(null, np.zeros((rows_score.size, 1)), y_score)
-    return ce, h_null, int(model.n_iter_.max())
+    return ce, _null_log_loss(classes.size), int(model.n_iter_.max())
+
+
+def _null_log_loss(n_classes: int) -> float:
+    """Log-loss of the reference's null model (the same classifier fit on a constant
+    feature), in closed form: ``log C``.
+
+    With ``class_weight="balanced"`` every class carries the same total weight, so the
+    intercept-only optimum predicts ``1/C`` for each of the ``C`` classes seen in fitting;
+    lbfgs starts there (all-zero intercepts) and stops at iteration 0, and every scored
+    row's class is among them (checked before), so each row's loss is ``log C``.
+    """
+    return float(np.log(n_classes))

@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
+from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike
 from disentkit._validation import (
@@ -252,17 +253,18 @@ def _explicitness_factor(
     c: float,
     max_iter: int,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Fit one classifier for one factor; per-class AUCs on train and test rows."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        if classifier == "lbfgs":
-            clf = LogisticRegression(C=c, max_iter=max_iter)
-        else:
-            clf = OneVsRestClassifier(
-                LogisticRegression(C=c, max_iter=max_iter, solver="liblinear")
-            )
-        clf.fit(x_train, y_train)
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    """Fit one classifier for one factor; per-class AUCs on train and test rows, and
+    whether the solver stopped before ``max_iter`` (read from ``n_iter_``: this runs in
+    threads, where catching warnings is not safe)."""
+    if classifier == "lbfgs":
+        clf = LogisticRegression(C=c, max_iter=max_iter).fit(x_train, y_train)
+        n_iter = int(np.max(clf.n_iter_))
+    else:
+        clf = OneVsRestClassifier(
+            LogisticRegression(C=c, max_iter=max_iter, solver="liblinear")
+        ).fit(x_train, y_train)
+        n_iter = max(int(np.max(e.n_iter_)) for e in clf.estimators_)
+    converged = n_iter < max_iter
     # Columns of predict_proba follow clf.classes_ (classes seen in training); classes
     # never seen get probability 0 everywhere. Classes are encoded from all rows, so the
     # columns stay aligned with the labels of both splits.
@@ -332,7 +334,8 @@ def explicitness(
         train_fraction: fraction of rows used to fit.
         shuffle: permute rows with ``seed`` before splitting.
         seed: seeds the permutation when ``shuffle=True``.
-        n_jobs: parallel jobs (joblib, over factors); the result does not depend on it.
+        n_jobs: threads fitting factors side by side (joblib's convention: -1 is every
+            core); the result does not depend on it.
 
     Returns:
         :class:`ExplicitnessResult`; both scores in ``[0, 1]``.
@@ -371,19 +374,25 @@ def explicitness(
                 "fitted or scored; rows may be ordered by factor: pass shuffle=True"
             )
     x_tr, x_te, constant = _standardise(p.latents[split.train], p.latents[split.test])
-    out = Parallel(n_jobs=n_jobs)(
-        delayed(_explicitness_factor)(
-            x_tr,
-            y_tr[:, k],
-            x_te,
-            y_te[:, k],
-            int(p.factor_sizes[k]),
-            classifier,
-            float(c),
-            max_iter,
+    # Factors side by side in threads, one BLAS thread each (these problems are small; BLAS
+    # threads would only contend). The solvers' own ConvergenceWarning is silenced here,
+    # not in the threads (warning filters are process-wide); non-convergence is read from
+    # n_iter_ and reported once below.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        out = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(_explicitness_factor)(
+                x_tr,
+                y_tr[:, k],
+                x_te,
+                y_te[:, k],
+                int(p.factor_sizes[k]),
+                classifier,
+                float(c),
+                max_iter,
+            )
+            for k in range(y_tr.shape[1])
         )
-        for k in range(y_tr.shape[1])
-    )
     for part, col in (("training", 0), ("test", 1)):
         undefined = [p.kept_factors[k] for k, o in enumerate(out) if np.isnan(o[col]).all()]
         if undefined:
