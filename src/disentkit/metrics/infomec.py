@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +30,7 @@ from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register
 from disentkit.metrics._mi import ESTIMATORS, MutualInfo
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from disentkit.metrics._split import split_train_test
+from disentkit.metrics._threads import map_costliest_first
 
 LATENT_TYPES = ("auto", "continuous", "discrete")
 PRUNING = ("standalone", "training", "none")
@@ -255,9 +255,13 @@ def infomec(
         # silenced (here, not in the threads: warning filters are process-wide); n_iter kept.
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            fits = Parallel(n_jobs=n_jobs, prefer="threads")(
-                delayed(_infoe_one_factor)(features, y_all[:, j], rows_fit, rows_score, k)
-                for j, k in enumerate(p.kept_factors)
+            fits = map_costliest_first(
+                lambda j: _infoe_one_factor(
+                    features, y_all[:, j], rows_fit, rows_score, p.kept_factors[j]
+                ),
+                range(len(p.kept_factors)),
+                costs=p.factor_sizes,  # parameters grow with the number of classes
+                n_jobs=n_jobs,
             )
     else:
         fits = [(np.nan, np.nan, 0)] * len(p.kept_factors)

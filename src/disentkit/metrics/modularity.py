@@ -11,7 +11,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -30,6 +29,7 @@ from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register
 from disentkit.metrics._mi import MutualInfo
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from disentkit.metrics._split import split_train_test
+from disentkit.metrics._threads import map_costliest_first
 
 DEAD_LATENTS = ("count", "drop")
 CLASSIFIERS = ("lbfgs", "liblinear-ovr")
@@ -380,8 +380,8 @@ def explicitness(
     # n_iter_ and reported once below.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        out = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(_explicitness_factor)(
+        out = map_costliest_first(
+            lambda k: _explicitness_factor(
                 x_tr,
                 y_tr[:, k],
                 x_te,
@@ -390,8 +390,10 @@ def explicitness(
                 classifier,
                 float(c),
                 max_iter,
-            )
-            for k in range(y_tr.shape[1])
+            ),
+            range(y_tr.shape[1]),
+            costs=p.factor_sizes,  # parameters grow with the number of classes
+            n_jobs=n_jobs,
         )
     for part, col in (("training", 0), ("test", 1)):
         undefined = [p.kept_factors[k] for k, o in enumerate(out) if np.isnan(o[col]).all()]
