@@ -91,8 +91,8 @@ class _Data:
     n_bins: int  # bins per latent, padded to a multiple of _BLOCK
     n_active: int  # D': latents with at least one threshold
     onehot_t: sp.csc_matrix  # (n_bins * D', n_train): row b * D' + d flags code b of latent d
-    codes_t: np.ndarray  # (D', n_train) uint8
-    codes_test_t: np.ndarray  # (D', n_test) uint8
+    n_train: int
+    codes_t: np.ndarray  # (D', n_train + n_test) uint8: train rows, then test rows
     count_prefix: np.ndarray  # (n_bins, D', 1) float32: rows with code <= b, per latent
 
 
@@ -117,8 +117,8 @@ def _prepare(x_train: np.ndarray, x_test: np.ndarray, n_bins: int) -> tuple[_Dat
         n_bins=padded,
         n_active=d,
         onehot_t=onehot_t,
-        codes_t=np.ascontiguousarray(codes.T),
-        codes_test_t=np.ascontiguousarray(codes_test.T),
+        n_train=n,
+        codes_t=np.ascontiguousarray(np.concatenate([codes, codes_test]).T),
         count_prefix=count_prefix,
     )
     return data, active
@@ -234,7 +234,9 @@ class _GroupBooster:
 
     Layout: per-row arrays are tree-major ``(T, n)`` (tree ``t`` = a class of a factor);
     node ``j`` of tree ``t`` at a level is column ``j * T + t`` of that level's arrays;
-    a node's children at the next level are ``j`` (left) and ``j + M`` (right).
+    a node's children at the next level are ``j`` (left) and ``j + M`` (right). Rows are
+    routed down the trees and given leaf values train and test together, ``(T, N)`` with
+    ``N = n + n_test`` and the train rows first; only the train rows fit.
     """
 
     def __init__(self, data: _Data, y: np.ndarray, sizes: list[int], n_test: int) -> None:
@@ -259,24 +261,25 @@ class _GroupBooster:
         binary = np.repeat(np.array(sizes) == 2, self.trees)
         # scikit-learn's init: the class prior through the link (log prior or log-odds)
         baseline = np.where(binary, np.log(prior / (1 - prior)), np.log(prior))
-        self.raw = np.repeat(baseline[:, None], n, axis=1)  # (T, n) float64
-        self.raw_test = np.repeat(baseline[:, None], n_test, axis=1)
+        n_all = n + n_test
+        self.raw_all = np.repeat(baseline[:, None], n_all, axis=1)  # (T, N) float64
+        self.raw = self.raw_all[:, :n]  # (T, n) view: the train rows
         classes = np.repeat(np.array(sizes, dtype=np.float64), self.trees)
         # GradientBoostingClassifier's multinomial leaf step carries a (K − 1)/K factor
         self.scale = np.where(binary, 1.0, (classes - 1) / classes)[:, None]  # (T, 1)
         self.gains = np.zeros((data.n_active, t))
         d, nb, f32 = data.n_active, data.n_bins, np.float32
-        rows = {"train": n, "test": n_test}
         self.g = np.empty((t, n), f32)
         self.h = np.empty((t, n), f32)
         self.tmp = [np.empty((t, n), f32) for _ in range(2)]
         self.g_rows = np.empty((n, t), f32)
-        self.node = {k: np.empty((t, m), np.uint8) for k, m in rows.items()}
-        self.mask = {k: np.empty((t, m), np.uint8) for k, m in rows.items()}
+        self.node = np.empty((t, n_all), np.uint8)
+        self.mask = np.empty((t, n_all), np.uint8)
         self.node_rows = np.empty((n, t), np.uint8)
         self.inside = np.empty((n, t), f32)
-        self.leaf = {k: np.empty(t * m, np.intp) for k, m in rows.items()}
-        self.step = {k: np.empty(t * m, np.float64) for k, m in rows.items()}
+        self.leaf_train = np.empty((t, n), np.intp)
+        self.leaf = np.empty((t, n_all), np.intp)
+        self.step = np.empty((t, n_all), np.float64)
         # per level: the codes of each node's latent, then its side, (M, T, rows); prefix
         # sums of residuals and counts of every node, (B, D', M*T), left children first,
         # contiguous (numpy is several times slower on strided views) and their split-scan
@@ -287,7 +290,7 @@ class _GroupBooster:
         self.w, self.hist = [], []
         for level in range(MAX_DEPTH):
             m = 1 << level  # nodes per tree
-            self.cond.append({k: np.empty((m, t, r), np.uint8) for k, r in rows.items()})
+            self.cond.append(np.empty((m, t, n_all), np.uint8))
             self.crit.append(np.empty((nb, d, m * t), f32))
             self.den.append(np.empty((nb, d, m * t), f32))
             self.empty.append(np.empty((nb, d, m * t), f32))
@@ -346,9 +349,8 @@ class _GroupBooster:
         """Grow one tree per row of ``g``; leave each row's leaf in ``node`` and credit the
         split gains to ``gains``."""
         data, t, g = self.data, self.t, self.g
-        node, node_te = self.node["train"], self.node["test"]
+        node = self.node
         node.fill(0)
-        node_te.fill(0)
         if data.n_active == 0:  # every latent constant: no tree ever splits
             return
         nb, d = data.n_bins, data.n_active
@@ -365,20 +367,18 @@ class _GroupBooster:
             self.gains += np.bincount(  # credit each split's gain to its latent
                 (latent * t + np.tile(np.arange(t), m)), weights=gain, minlength=self.gains.size
             ).reshape(self.gains.shape)
-            for key, codes, nd in (("train", data.codes_t, node), ("test", data.codes_test_t,
-                                                                    node_te)):
-                cond = self.cond[level][key]
-                np.take(codes, latent, axis=0, out=cond.reshape(m * t, -1))
-                np.greater(cond, b.reshape(m, t, 1), out=cond.view(bool))
-                right = _select(cond, nd, self.mask[key])  # (T, rows) 0/1
-                np.left_shift(right, level, out=right)
-                nd += right  # node j -> j (left) or j + M (right)
+            cond = self.cond[level]  # train and test rows together
+            np.take(data.codes_t, latent, axis=0, out=cond.reshape(m * t, -1))
+            np.greater(cond, b.reshape(m, t, 1), out=cond.view(bool))
+            right = _select(cond, node, self.mask)  # (T, N) 0/1
+            np.left_shift(right, level, out=right)
+            node += right  # node j -> j (left) or j + M (right)
             if level == MAX_DEPTH - 1:
                 break
             # left children (nodes 0 … M−1 of the next level keep their parents'
             # numbers): residuals and row indicators, one column per (kind, node, tree)
             nxt = level + 1
-            np.copyto(self.node_rows, node.T)
+            np.copyto(self.node_rows, node[:, : data.n_train].T)
             w = self.w[nxt]  # (n, 2, M, T)
             for j in range(m):  # contiguous sources, one strided write each
                 np.equal(self.node_rows, j, out=self.inside)  # 0/1 float32
@@ -396,19 +396,16 @@ class _GroupBooster:
         """Newton step in every leaf; add the leaf values to the raw scores."""
         t, n_leaves = self.t, 1 << MAX_DEPTH
         offset = (np.arange(t) * n_leaves)[:, None]  # (T, 1)
-        leaf = self.leaf["train"]
-        np.add(offset, self.node["train"], out=leaf.reshape(t, -1))
+        leaf = self.leaf_train.ravel()  # contiguous: the train rows' leaves
+        np.add(offset, self.node[:, : self.data.n_train], out=self.leaf_train)
         s_g = np.bincount(leaf, weights=self.g.ravel(), minlength=t * n_leaves)
         s_h = np.bincount(leaf, weights=self.h.ravel(), minlength=t * n_leaves)
         ok = np.abs(s_h) >= 1e-150  # scikit-learn's _safe_divide
         value = np.where(ok, s_g / np.where(ok, s_h, 1.0), 0.0).reshape(t, n_leaves)
         value = (value * (learning_rate * self.scale)).ravel()
-        for key, raw in (("train", self.raw), ("test", self.raw_test)):
-            leaf = self.leaf[key]
-            if key == "test":
-                np.add(offset, self.node["test"], out=leaf.reshape(t, -1))
-            np.take(value, leaf, out=self.step[key])
-            raw += self.step[key].reshape(t, -1)
+        np.add(offset, self.node, out=self.leaf)  # train and test rows
+        np.take(value, self.leaf, out=self.step)
+        self.raw_all += self.step
 
     def run(self, n_rounds: int, learning_rate: float) -> tuple[np.ndarray, ...]:
         """Boost; return the gain sums per factor ``(D', K_g)`` and the raw train
@@ -418,7 +415,8 @@ class _GroupBooster:
             self.grow()
             self.leaves(learning_rate)
         per_factor = np.add.reduceat(self.gains, np.cumsum([0, *self.trees[:-1]]), axis=1)
-        return per_factor, self.raw, self.raw_test
+        n = self.data.n_train
+        return per_factor, self.raw_all[:, :n], self.raw_all[:, n:]
 
 
 def _partition(trees: list[int], n_groups: int) -> list[list[int]]:
