@@ -23,9 +23,14 @@ def grid(*sizes: int, repeat: int = 5) -> np.ndarray:
     return np.indices(sizes).reshape(len(sizes), -1).T.repeat(repeat, axis=0)
 
 
+MEMORISE = "InfoE is fit and scored on the same"  # the few-rows-per-feature warning
+
+
 def run(latents: np.ndarray, factors: np.ndarray, **kwargs) -> InfoMECResult:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no convergence/deprecation noise
+        # small fixtures have few rows per feature; that warning has its own tests
+        warnings.filterwarnings("ignore", message=f"infomec: {MEMORISE}")
         return infomec(latents, factors, **kwargs)
 
 
@@ -289,6 +294,51 @@ def test_infoe_max_samples_uses_a_subsample() -> None:
     assert fast.infoe == pytest.approx(full.infoe, abs=0.05)
 
 
+def test_rows_per_feature_floor_raises_the_cap() -> None:
+    rng = np.random.default_rng(10)
+    s = rng.integers(0, 3, (3000, 2))
+    z = np.clip(s * 4 + rng.integers(-1, 2, s.shape), 0, 9)  # 2 latents, 8 values each
+    r = run(z, s, seed=0, infoe_max_samples=300, infoe_rows_per_feature=50)
+    assert r.options["infoe_n_features"] == 16  # one-hot columns
+    assert r.options["infoe_rows_fit"] == 800  # max(300, 50 × 16)
+    assert r.metric_id.endswith("-insample-max300-min50perfeature@1")
+    capped = run(z, s, seed=0, infoe_max_samples=800)
+    np.testing.assert_array_equal(r.infoe_per_factor, capped.infoe_per_factor)
+    continuous = run(z + 0.1 * rng.standard_normal(z.shape), s, latent_type="continuous",
+                     infoe_max_samples=300, infoe_rows_per_feature=50)
+    assert continuous.options["infoe_rows_fit"] == 300  # 2 features: the cap stands
+
+
+@pytest.mark.parametrize("n_values", [10, 20])
+def test_fast_mode_infoe_stays_near_the_reference_on_wide_discrete_codes(n_values) -> None:
+    # Quantized codes (2 noisy copies of each of 5 factors) and random codes of the same
+    # width, 10,000 rows. A fixed 2,000-row cap moved in-sample InfoE by 0.07 (10 values)
+    # to 0.14–0.18 (20 values) here; the rows-per-feature floor keeps fast mode close.
+    rng = np.random.default_rng(11)
+    sizes = np.array([4, 6, 8, 10, 12])
+    s = np.stack([rng.integers(0, c, 10_000) for c in sizes], axis=1)
+    scaled = s / (sizes - 1) * (n_values - 1)
+    z = np.concatenate([np.clip(np.round(scaled + rng.normal(0, 0.1 * n_values, s.shape)),
+                                0, n_values - 1) for _ in range(2)], axis=1).astype(int)
+    for latents in (z, rng.integers(0, n_values, z.shape)):
+        ref = run(latents, s)
+        fast = run(latents, s, **METRICS["infomec"].fast_options)
+        assert abs(fast.infoe - ref.infoe) <= 0.01
+
+
+def test_few_rows_per_feature_in_sample_warns() -> None:
+    rng = np.random.default_rng(12)
+    s = rng.integers(0, 4, (1000, 1))
+    codes = rng.integers(0, 10, (1000, 3))  # 30 one-hot columns: 33 rows per feature
+    with pytest.warns(DisentkitWarning, match=r"1000 rows with 30 one-hot features \(33\.3"):
+        infomec(codes, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infomec(codes, s, infoe_split="heldout")  # scored on unseen rows: no warning
+        infomec(rng.standard_normal((1000, 3)), s)  # 333 rows per latent
+        infomec(codes, s, infoe=False)
+
+
 def test_parallel_fits_are_identical() -> None:
     rng = np.random.default_rng(9)
     s = rng.integers(0, 4, (400, 3))
@@ -412,7 +462,7 @@ def test_registry_entry() -> None:
     assert all(sc.bounds == (0.0, 1.0) and sc.higher_is_better for sc in info.scores)
     flags = {sc.name: sc.zero_when_independent for sc in info.scores}
     assert flags == {"infom": False, "infoc": False, "infoe": True}
-    assert info.fast_options == {"infoe_max_samples": 2000}
+    assert info.fast_options == {"infoe_max_samples": 2000, "infoe_rows_per_feature": 200}
 
 
 def test_infoe_can_be_skipped_for_large_inputs() -> None:

@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike, as_generator
 from disentkit._validation import (
+    DisentkitWarning,
     check_choice,
     check_fraction,
     check_positive_int,
@@ -101,7 +102,7 @@ class InfoMECResult(MetricResult):
         ScoreInfo("infoc", zero_when_independent=False),
         ScoreInfo("infoe", zero_when_independent=True),
     ),
-    fast_options={"infoe_max_samples": 2000},
+    fast_options={"infoe_max_samples": 2000, "infoe_rows_per_feature": 200},
     reference="Hsu et al. 2023 (latent quantization); LQ disentangle/metrics/infomec.py",
 )
 def infomec(
@@ -118,6 +119,7 @@ def infomec(
     train_fraction: float = 0.8,
     shuffle: bool = False,
     infoe_max_samples: int | None = None,
+    infoe_rows_per_feature: int | None = None,
     infoe: bool = True,
     seed: SeedLike = None,
     n_jobs: int | None = 1,
@@ -155,7 +157,10 @@ def infomec(
     they are max/sum ratios of noise-level NMI (many kNN estimates clipped at 0), typically
     ≈0.3–0.6 and anywhere in ≈0.2–0.9 from draw to draw; compare with a random baseline of
     the same shape. InfoE of independent latents is ≈0 (in-sample overfit: ≈0.01–0.02 at
-    1,000 rows, less with more).
+    1,000 rows, less with more) as long as there are many rows per classifier feature; with
+    fewer than ``MEMORISE_ROWS_PER_FEATURE`` (50) fitted rows per feature (a one-hot column
+    per distinct value of a discrete latent), in-sample InfoE of uninformative latents
+    rises (≈0.08 at 20 rows per feature, ≈0.4 at 5) and a :class:`DisentkitWarning` says so.
 
     InfoE's features are *all* latents, pruned or not (as LQ), standardised with the
     statistics of all rows (constant latents become 0). ``infoe_split="heldout"`` fits on the
@@ -187,6 +192,12 @@ def infomec(
             the first ones, or a seeded subsample with ``shuffle=True``. A speed option
             (``mode="fast"`` uses 2000; InfoM and InfoC are unaffected); ``None``: all rows.
             Only those rows are standardised / one-hot encoded, with their own statistics.
+        infoe_rows_per_feature: with ``infoe_max_samples``, never subsample below this many
+            rows per classifier feature (a latent, or a one-hot column per distinct value of
+            a discrete latent): the cap becomes ``max(infoe_max_samples,
+            infoe_rows_per_feature × n_features)``. In-sample InfoE overfits more the fewer
+            rows each feature has, so a fixed cap moves InfoE of wide discrete codes far
+            from its full-size value (``mode="fast"`` uses 200, see the module docs).
         infoe: ``False`` skips InfoE (reported as NaN, metric ID suffix ``-noinfoe``) for
             very large inputs where only InfoM and InfoC are wanted.
         seed: seeds the kNN jitter and, when used, the shuffled split or subsample.
@@ -216,6 +227,10 @@ def infomec(
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if infoe_max_samples is not None:
         infoe_max_samples = check_positive_int(infoe_max_samples, "infoe_max_samples", minimum=2)
+    if infoe_rows_per_feature is not None:
+        infoe_rows_per_feature = check_positive_int(
+            infoe_rows_per_feature, "infoe_rows_per_feature"
+        )
     for flag, name in ((standardize, "standardize"), (shuffle, "shuffle"), (infoe, "infoe")):
         if not isinstance(flag, bool | np.bool_):
             raise ValueError(f"{name} must be True or False; received {flag!r}")
@@ -236,8 +251,12 @@ def infomec(
     infom, infom_per_latent, counted = _infom(nmi, active)
     infoc, infoc_per_factor, unencoded = _infoc(nmi, active)
 
+    n_features = _n_infoe_features(p.latents, latent_type)
+    cap = infoe_max_samples
+    if cap is not None and infoe_rows_per_feature is not None:
+        cap = max(cap, infoe_rows_per_feature * n_features)
     rows_fit, rows_score, split_info = _infoe_rows(
-        p.n_samples, infoe_split, train_fraction, shuffle, infoe_max_samples, seed
+        p.n_samples, infoe_split, train_fraction, shuffle, cap, seed
     )
     if infoe:
         used = np.union1d(rows_fit, rows_score)
@@ -263,6 +282,8 @@ def infomec(
                 costs=p.factor_sizes,  # parameters grow with the number of classes
                 n_jobs=n_jobs,
             )
+        if infoe_split == "same":
+            _warn_if_memorising(rows_fit.size, features.shape[1], latent_type)
     else:
         fits = [(np.nan, np.nan, 0)] * len(p.kept_factors)
     ce = np.array([f[0] for f in fits])
@@ -277,6 +298,8 @@ def infomec(
     split_tag = "insample" if infoe_split == "same" else f"heldout{round(100 * train_fraction)}"
     if infoe_max_samples is not None:
         split_tag += f"-max{infoe_max_samples}"
+        if infoe_rows_per_feature is not None:
+            split_tag += f"-min{infoe_rows_per_feature}perfeature"
     if not infoe:
         split_tag = "noinfoe"
     options: dict[str, Any] = {
@@ -286,6 +309,9 @@ def infomec(
         "pruning": pruning,
         "infoe_split": infoe_split,
         "infoe_max_samples": infoe_max_samples,
+        "infoe_rows_per_feature": infoe_rows_per_feature,
+        "infoe_n_features": n_features,
+        "infoe_rows_fit": int(rows_fit.size),
         "infoe": bool(infoe),
         "nmi_clipped": True,
         **split_info,
@@ -391,6 +417,14 @@ def _infoe_rows(
     return fit, score, {**s.describe(), "n_train": int(fit.size), "n_test": int(score.size)}
 
 
+def _n_infoe_features(z: np.ndarray, latent_type: str) -> int:
+    """Columns of InfoE's classifier input over all rows: one per latent (continuous), one
+    per distinct value of each latent (discrete, one-hot)."""
+    if latent_type == "continuous":
+        return int(z.shape[1])
+    return int(encode_labels(z)[1].sum())
+
+
 def _infoe_features(z: np.ndarray, latent_type: str) -> np.ndarray | sparse.csr_matrix:
     """Standardised continuous latents (constant → 0) or one-hot discrete latents."""
     if latent_type == "continuous":
@@ -439,6 +473,32 @@ def _infoe_one_factor(
     model = _classifier().fit(features[rows_fit], y_fit)
     ce = _log_loss(model, features[rows_score], y_score)
     return ce, _null_log_loss(classes.size), int(model.n_iter_.max())
+
+
+#: In-sample InfoE warns below this many fitted rows per classifier feature.
+MEMORISE_ROWS_PER_FEATURE = 50
+
+
+def _warn_if_memorising(n_rows: int, n_features: int, latent_type: str) -> None:
+    """Warn when in-sample InfoE fits few rows per feature.
+
+    The unpenalised classifier then fits noise in the very rows it is scored on: latents
+    independent of a factor (random codes, 10 discrete latents, 8 classes) scored about
+    0.02 at 100 rows per one-hot feature, 0.08 at 20, 0.17 at 10 and 0.4 at 5.
+    """
+    if n_rows >= MEMORISE_ROWS_PER_FEATURE * n_features:
+        return
+    kind = "one-hot" if latent_type == "discrete" else "latent"
+    warnings.warn(
+        f"infomec: InfoE is fit and scored on the same {n_rows} rows with {n_features} "
+        f"{kind} features ({n_rows / n_features:.1f} rows per feature, fewer than "
+        f"{MEMORISE_ROWS_PER_FEATURE}): the classifier can fit noise there, so InfoE reads "
+        "high even for uninformative latents. Compare with a random baseline "
+        "(evaluate(..., baselines=True)), or score held-out rows with "
+        "infoe_split='heldout'",
+        DisentkitWarning,
+        stacklevel=3,
+    )
 
 
 def _null_log_loss(n_classes: int) -> float:
