@@ -494,8 +494,8 @@ def _warn_if_memorising(n_rows: int, n_features: int, latent_type: str) -> None:
         f"{kind} features ({n_rows / n_features:.1f} rows per feature, fewer than "
         f"{MEMORISE_ROWS_PER_FEATURE}): the classifier can fit noise there, so InfoE reads "
         "high even for uninformative latents. Compare with a random baseline "
-        "(evaluate(..., baselines=True)), or score held-out rows with "
-        "infoe_split='heldout'",
+        "(baselines=True; --baselines), or score held-out rows (infoe_split='heldout'; "
+        "-o infomec.infoe_split=heldout)",
         DisentkitWarning,
         stacklevel=3,
     )
