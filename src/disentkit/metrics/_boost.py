@@ -277,9 +277,8 @@ class _GroupBooster:
         self.mask = np.empty((t, n_all), np.uint8)
         self.node_rows = np.empty((n, t), np.uint8)
         self.inside = np.empty((n, t), f32)
-        self.leaf_train = np.empty((t, n), np.intp)
-        self.leaf = np.empty((t, n_all), np.intp)
-        self.step = np.empty((t, n_all), np.float64)
+        self.leaf_g = np.empty((t, 1 << MAX_DEPTH))  # leaf sums of g and h, per tree
+        self.leaf_h = np.empty((t, 1 << MAX_DEPTH))
         # per level: the codes of each node's latent, then its side, (M, T, rows); prefix
         # sums of residuals and counts of every node, (B, D', M*T), left children first,
         # contiguous (numpy is several times slower on strided views) and their split-scan
@@ -394,18 +393,17 @@ class _GroupBooster:
 
     def leaves(self, learning_rate: float) -> None:
         """Newton step in every leaf; add the leaf values to the raw scores."""
-        t, n_leaves = self.t, 1 << MAX_DEPTH
-        offset = (np.arange(t) * n_leaves)[:, None]  # (T, 1)
-        leaf = self.leaf_train.ravel()  # contiguous: the train rows' leaves
-        np.add(offset, self.node[:, : self.data.n_train], out=self.leaf_train)
-        s_g = np.bincount(leaf, weights=self.g.ravel(), minlength=t * n_leaves)
-        s_h = np.bincount(leaf, weights=self.h.ravel(), minlength=t * n_leaves)
+        t, n, n_leaves = self.t, self.data.n_train, 1 << MAX_DEPTH
+        node, s_g, s_h = self.node, self.leaf_g, self.leaf_h
+        # tree by tree: every array touched is one row (cache-sized), not all trees at once
+        for i in range(t):
+            s_g[i] = np.bincount(node[i, :n], weights=self.g[i], minlength=n_leaves)
+            s_h[i] = np.bincount(node[i, :n], weights=self.h[i], minlength=n_leaves)
         ok = np.abs(s_h) >= 1e-150  # scikit-learn's _safe_divide
-        value = np.where(ok, s_g / np.where(ok, s_h, 1.0), 0.0).reshape(t, n_leaves)
-        value = (value * (learning_rate * self.scale)).ravel()
-        np.add(offset, self.node, out=self.leaf)  # train and test rows
-        np.take(value, self.leaf, out=self.step)
-        self.raw_all += self.step
+        value = np.where(ok, s_g / np.where(ok, s_h, 1.0), 0.0)
+        value *= learning_rate * self.scale  # (T, n_leaves)
+        for i in range(t):  # train and test rows
+            self.raw_all[i] += value[i].take(node[i])
 
     def run(self, n_rounds: int, learning_rate: float) -> tuple[np.ndarray, ...]:
         """Boost; return the gain sums per factor ``(D', K_g)`` and the raw train
