@@ -18,8 +18,9 @@ rule applies to all three variants.
 
 Usage::
 
-    python benchmarks/metrics.py            # 10,000 × 10 × 5
-    python benchmarks/metrics.py --n 2000   # quicker look
+    python benchmarks/metrics.py               # 10,000 × 10 × 5, n_jobs=-1 as evaluate
+    python benchmarks/metrics.py --n 2000      # quicker look
+    python benchmarks/metrics.py --n-jobs 1    # disentkit on one core
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--metrics", default=None, help="comma-separated subset")
-    parser.add_argument("--n-jobs", type=int, default=1,
-                        help="per-factor classifier fits in parallel (same values)")
+    parser.add_argument("--n-jobs", type=int, default=-1,
+                        help="parallel jobs of disentkit's metrics (evaluate's default, -1: "
+                             "every core); the values do not depend on it")
     parser.add_argument("--repeat", type=int, default=5,
                         help="time each variant of a metric up to this many times (median)")
     parser.add_argument("--budget", type=float, default=10.0,
