@@ -251,10 +251,9 @@ def infomec(
     infom, infom_per_latent, counted = _infom(nmi, active)
     infoc, infoc_per_factor, unencoded = _infoc(nmi, active)
 
-    n_features = _n_infoe_features(p.latents, latent_type)
     cap = infoe_max_samples
-    if cap is not None and infoe_rows_per_feature is not None:
-        cap = max(cap, infoe_rows_per_feature * n_features)
+    if infoe and cap is not None and infoe_rows_per_feature is not None:
+        cap = max(cap, infoe_rows_per_feature * _n_infoe_features(p.latents, latent_type))
     rows_fit, rows_score, split_info = _infoe_rows(
         p.n_samples, infoe_split, train_fraction, shuffle, cap, seed
     )
@@ -282,10 +281,12 @@ def infomec(
                 costs=p.factor_sizes,  # parameters grow with the number of classes
                 n_jobs=n_jobs,
             )
+        n_features = int(features.shape[1])
         if infoe_split == "same":
-            _warn_if_memorising(rows_fit.size, features.shape[1], latent_type)
+            _warn_if_memorising(rows_fit.size, n_features, latent_type)
     else:
         fits = [(np.nan, np.nan, 0)] * len(p.kept_factors)
+        n_features = None
     ce = np.array([f[0] for f in fits])
     h_null = np.array([f[1] for f in fits])
     n_iter = np.array([f[2] for f in fits], dtype=np.int64)
@@ -310,8 +311,8 @@ def infomec(
         "infoe_split": infoe_split,
         "infoe_max_samples": infoe_max_samples,
         "infoe_rows_per_feature": infoe_rows_per_feature,
-        "infoe_n_features": n_features,
-        "infoe_rows_fit": int(rows_fit.size),
+        "infoe_n_features": n_features,  # the fitted classifier's input columns
+        "infoe_rows_fit": int(rows_fit.size) if infoe else 0,
         "infoe": bool(infoe),
         "nmi_clipped": True,
         **split_info,
