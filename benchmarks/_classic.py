@@ -8,6 +8,7 @@ the same run and checks that reference-mode values agree.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.feature_selection import mutual_info_classif
 from sklearn.linear_model import LogisticRegression
@@ -53,11 +54,23 @@ def modularity(z: np.ndarray, s: np.ndarray) -> float:
     return float(np.mean(np.where(top > 0, 1 - dev, 0.0)))
 
 
-def unsupervised_mi(z: np.ndarray) -> float:
+def unsupervised(z: np.ndarray) -> dict[str, float]:
+    """dlib's unsupervised scores: Gaussian total correlation and Wasserstein correlation
+    of the latents' covariance, and the mean pairwise MI of the discretised latents.
+    Constant latents are left out of the two Gaussian scores (dlib would take log 0)."""
     c = _discretize(z)
     d = z.shape[1]
     m = np.array([[mutual_info_score(c[:, i], c[:, j]) for j in range(d)] for i in range(d)])
-    return float((m.sum() - np.trace(m)) / (d * (d - 1)))
+    live = z[:, z.std(axis=0) > 0]
+    cov = np.cov(live, rowvar=False)
+    tc = 0.5 * (np.sum(np.log(np.diag(cov))) - np.linalg.slogdet(cov)[1])
+    sqrt_diag = np.diag(np.sqrt(np.diag(cov)))
+    w = 2 * np.trace(cov) - 2 * np.trace(scipy.linalg.sqrtm(sqrt_diag @ cov @ sqrt_diag))
+    return {
+        "gaussian_total_correlation": float(tc),
+        "gaussian_wasserstein_correlation": float(np.real(w)),
+        "mutual_info": float((m.sum() - np.trace(m)) / (d * (d - 1))),
+    }
 
 
 def sap_discrete(z: np.ndarray, s: np.ndarray) -> float:
@@ -72,29 +85,34 @@ def sap_discrete(z: np.ndarray, s: np.ndarray) -> float:
     return float(np.mean(top[0] - top[1]))
 
 
-def explicitness_test(z: np.ndarray, s: np.ndarray) -> float:
+def explicitness(z: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    """Mean one-vs-rest AUC of a logistic regression per factor, on the train and the test
+    rows (dlib's explicitness_score_train/test)."""
     tr, te = _split(z.shape[0])
     scaler = StandardScaler().fit(z[tr])
     x_tr, x_te = scaler.transform(z[tr]), scaler.transform(z[te])
-    per_factor = []
+    per_factor: dict[str, list[float]] = {"train": [], "test": []}
     for k in range(s.shape[1]):
         clf = LogisticRegression().fit(x_tr, s[tr, k])
-        proba = clf.predict_proba(x_te)
-        aucs = [
-            roc_auc_score(s[te, k] == c, proba[:, i]) for i, c in enumerate(clf.classes_)
-        ]
-        per_factor.append(np.mean(aucs))
-    return float(np.mean(per_factor))
+        for part, x, y in (("train", x_tr, s[tr, k]), ("test", x_te, s[te, k])):
+            proba = clf.predict_proba(x)
+            aucs = [roc_auc_score(y == c, proba[:, i]) for i, c in enumerate(clf.classes_)]
+            per_factor[part].append(np.mean(aucs))
+    return {part: float(np.mean(v)) for part, v in per_factor.items()}
 
 
-def dci(z: np.ndarray, s: np.ndarray, random_states: tuple[int, ...]) -> tuple[float, float]:
+def dci(z: np.ndarray, s: np.ndarray, random_states: tuple[int, ...]) -> dict[str, float]:
     """One GradientBoostingClassifier per factor, serial (seeded per factor, so the numbers
-    can be compared; disentanglement_lib leaves them unseeded)."""
-    tr, _ = _split(z.shape[0])
+    can be compared; disentanglement_lib leaves them unseeded), with its train and test
+    accuracy as dlib's ``compute_importance_gbt`` takes them."""
+    tr, te = _split(z.shape[0])
     r = np.zeros((z.shape[1], s.shape[1]))
+    acc: dict[str, list[float]] = {"informativeness_train": [], "informativeness_test": []}
     for k in range(s.shape[1]):
         clf = GradientBoostingClassifier(random_state=random_states[k]).fit(z[tr], s[tr, k])
         r[:, k] = np.abs(clf.feature_importances_)
+        acc["informativeness_train"].append(np.mean(clf.predict(z[tr]) == s[tr, k]))
+        acc["informativeness_test"].append(np.mean(clf.predict(z[te]) == s[te, k]))
     p_d = r / np.maximum(r.sum(axis=1, keepdims=True), 1e-300)
     with np.errstate(divide="ignore", invalid="ignore"):
         h_d = -np.sum(np.where(p_d > 0, p_d * np.log(p_d), 0), axis=1) / np.log(s.shape[1])
@@ -102,7 +120,11 @@ def dci(z: np.ndarray, s: np.ndarray, random_states: tuple[int, ...]) -> tuple[f
     p_k = r / r.sum(axis=0, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         h_k = -np.sum(np.where(p_k > 0, p_k * np.log(p_k), 0), axis=0) / np.log(z.shape[1])
-    return float(np.sum(weights * (1 - h_d))), float(np.mean(1 - h_k))
+    return {
+        "disentanglement": float(np.sum(weights * (1 - h_d))),
+        "completeness": float(np.mean(1 - h_k)),
+        **{key: float(np.mean(v)) for key, v in acc.items()},
+    }
 
 
 def infomec_nmi(z: np.ndarray, s: np.ndarray, n_neighbors: int = 10) -> np.ndarray:

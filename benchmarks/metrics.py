@@ -56,16 +56,15 @@ def classic_scores(name: str, z: np.ndarray, s: np.ndarray, ref) -> dict[str, fl
     if name == "mig":
         return {"score": classic.mig(z, s)}
     if name == "dci":
-        d, c = classic.dci(z, s, ref.options["random_states"])
-        return {"disentanglement": d, "completeness": c}
+        return classic.dci(z, s, ref.options["random_states"])
     if name == "sap":
         return {"score": classic.sap_discrete(z, s)}
     if name == "modularity":
         return {"score": classic.modularity(z, s)}
     if name == "explicitness":
-        return {"test": classic.explicitness_test(z, s)}
+        return classic.explicitness(z, s)
     if name == "unsupervised":
-        return {"mutual_info": classic.unsupervised_mi(z)}
+        return classic.unsupervised(z)
     if name == "infomec":
         infom, infoc = classic.infom_infoc(classic.infomec_nmi(z, s), z)
         return {"infom": infom, "infoc": infoc, "infoe": classic.infoe(z, s)}
