@@ -284,24 +284,41 @@ class _GroupBooster:
         # contiguous (numpy is several times slower on strided views) and their split-scan
         # scratch; below the root, the product's columns (left children: residuals and row
         # indicators) and result
+        # Buffers used within one level only (routing, split scan, product) are shared by
+        # the levels: each level takes a contiguous view of the first elements, so the
+        # memory a round touches stays small.
+        widest = (1 << (MAX_DEPTH - 1)) * t  # columns at the last level
+        shared = {
+            "cond": np.empty(widest * n_all, np.uint8),
+            "crit": np.empty(nb * d * widest, f32),
+            "den": np.empty(nb * d * widest, f32),
+            "empty": np.empty(nb * d * widest, f32),
+            "w": np.empty(n * widest, f32),
+            "hist": np.empty(nb * d * widest, f32),
+        }
+
+        def view(name: str, *shape: int) -> np.ndarray:
+            return shared[name][: math.prod(shape)].reshape(shape)
+
         self.cond, self.level_g, self.level_n = [], [], []
         self.crit, self.den, self.empty = [], [], []
         self.w, self.hist = [], []
         for level in range(MAX_DEPTH):
             m = 1 << level  # nodes per tree
-            self.cond.append(np.empty((m, t, n_all), np.uint8))
-            self.crit.append(np.empty((nb, d, m * t), f32))
-            self.den.append(np.empty((nb, d, m * t), f32))
-            self.empty.append(np.empty((nb, d, m * t), f32))
-            if level == 0:  # the roots: residuals only (every row counts)
+            self.cond.append(view("cond", m, t, n_all))
+            self.crit.append(view("crit", nb, d, m * t))
+            self.den.append(view("den", nb, d, m * t))
+            self.empty.append(view("empty", nb, d, m * t))
+            if level == 0:  # the roots: residuals only (every row counts); their
+                # histogram is the parents' of level 1, so it has a buffer of its own
                 self.hist.append(np.empty((nb * d, t), f32))
                 self.w.append(None)
                 self.level_g.append(self.hist[0].reshape(nb, d, t))
                 self.level_n.append(data.count_prefix)  # (B, D', 1)
                 continue
-            self.w.append(np.empty((n, 2, m // 2, t), f32))
-            self.hist.append(np.empty((nb * d, m * t), f32))
-            self.level_g.append(np.empty((nb, d, m * t), f32))
+            self.w.append(view("w", n, 2, m // 2, t))
+            self.hist.append(view("hist", nb * d, m * t))
+            self.level_g.append(np.empty((nb, d, m * t), f32))  # parents of the next level
             self.level_n.append(np.empty((nb, d, m * t), f32))
 
     def gradients(self) -> None:
