@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 
 from disentkit._validation import DisentkitWarning
 from disentkit.study.results import read_results
-from disentkit.viz.report import _CSS, _SMALL_WIDTH, _e, _image_mime, _image_size, _num
+from disentkit.viz.report import (
+    _CSS,
+    _SMALL_WIDTH,
+    _e,
+    _image_mime,
+    _image_size,
+    _num,
+    _page,
+)
 from disentkit.viz.study_figures import (
     PREFERRED_SCORES,
     SCORE_PREFIX,
@@ -496,25 +504,8 @@ def write_study_report(
         progress("report")
     about = [f"study directory <code>{_e(study.resolve().name)}</code>",
              f"disentkit {_e(__version__)}"]
-    page = "\n".join([
-        "<!DOCTYPE html>",
-        "<html lang=\"en\">",
-        "<head>",
-        "<meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        f"<title>Study {_e(name)}</title>",
-        f"<style>{_CSS}{_EXTRA_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>Study {_e(name)}</h1>",
-        f"<p class=\"meta\">{' · '.join(about)}</p>",
-        _runs_section(table, scores),
-        figures,
-        traversals,
-        "</body>",
-        "</html>",
-        "",
-    ])
+    page = _page(f"Study {name}", f"Study {name}", about,
+                 [_runs_section(table, scores), figures, traversals], css=_CSS + _EXTRA_CSS)
     from disentkit._atomic import atomic_write
 
     target = Path(out).expanduser() if out is not None else study / REPORT_NAME

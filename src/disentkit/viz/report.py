@@ -185,6 +185,29 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, A
             yield name, value
 
 
+def _page(title: str, heading: str, about: list[str], sections: list[str],
+          css: str = _CSS) -> str:
+    """A self-contained HTML page: ``title`` and ``heading`` are escaped; ``about`` (one
+    line of meta, joined by ``·``) and ``sections`` are HTML already."""
+    return "\n".join([
+        "<!DOCTYPE html>",
+        "<html lang=\"en\">",
+        "<head>",
+        "<meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        f"<title>{_e(title)}</title>",
+        f"<style>{css}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{_e(heading)}</h1>",
+        f"<p class=\"meta\">{' · '.join(about)}</p>",
+        *sections,
+        "</body>",
+        "</html>",
+        "",
+    ])
+
+
 def _config_section(config: Mapping[str, Any] | None) -> str:
     if config is None:
         return "<h2>Configuration</h2>\n<p>No <code>config.json</code> in this run.</p>"
@@ -393,24 +416,10 @@ def write_report(
         about.append(f"trained {_e(_num(step))} steps")
     about.append(f"disentkit {_e(__version__)}")
     title = f"{model} on {data} — {name}"
-    page = "\n".join([
-        "<!DOCTYPE html>",
-        "<html lang=\"en\">",
-        "<head>",
-        "<meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_e(model)} on {_e(data)}</h1>",
-        f"<p class=\"meta\">{' · '.join(about)}</p>",
+    page = _page(title, f"{model} on {data}", about, [
         _scores_section(metrics, str(run_dir)),
         _figures_section(_figure_files(path), note),
         _config_section(config),
-        "</body>",
-        "</html>",
-        "",
     ])
     from disentkit._atomic import atomic_write
 
