@@ -12,6 +12,31 @@ def make_factors(n: int, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.stack([rng.integers(0, s, n) for s in sizes], axis=1)
 
 
+
+def mixed_code(seed: int, n: int, n_latents: int, sizes: tuple[int, ...], noise: float,
+               mix: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Latents ``(n, n_latents)`` and factors ``(n, len(sizes))``: standardised factors
+    plus ``noise`` in the first latents, Gaussian noise latents after, all mixed by
+    ``I + mix·N(0, 1)``."""
+    rng = np.random.default_rng(seed)
+    s = make_factors(n, sizes, seed=seed + 1000)
+    k = len(sizes)
+    z = rng.standard_normal((n, n_latents))
+    z[:, :k] = (s - s.mean(0)) / s.std(0) + noise * rng.standard_normal((n, k))
+    return z @ (np.eye(n_latents) + mix * rng.standard_normal((n_latents, n_latents))), s
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a test module (small models: threads only contend); restored
+    after. Modules opt in with ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture
 def factors_small() -> np.ndarray:
     return make_factors(400, (3, 4, 5), seed=1)

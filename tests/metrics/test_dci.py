@@ -25,25 +25,10 @@ from disentkit.metrics.dci import (
     dci,
     dci_from_importance,
 )
+from tests.conftest import make_factors, mixed_code
 
 # --------------------------------------------------------------------------------------
 # helpers
-
-
-def _codes(seed: int, n: int, sizes: tuple[int, ...]) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.column_stack([rng.integers(0, c, n) for c in sizes])
-
-
-def _mixed_code(seed: int, n: int, n_latents: int, sizes: tuple[int, ...], noise: float):
-    """Standardised factors plus noise in the first latents, noise latents after, mixed."""
-    rng = np.random.default_rng(seed)
-    s = _codes(seed + 1000, n, sizes)
-    k = len(sizes)
-    z = rng.standard_normal((n, n_latents))
-    z[:, :k] = (s - s.mean(0)) / s.std(0) + noise * rng.standard_normal((n, k))
-    mix = np.eye(n_latents) + 0.3 * rng.standard_normal((n_latents, n_latents))
-    return z @ mix, s
 
 
 def _classic_dci(importance: np.ndarray) -> tuple[float, float]:
@@ -205,7 +190,7 @@ def test_importance_validation(bad, message):
 
 @pytest.mark.parametrize("backend", ["gbt", "hist", "binned"])
 def test_perfect_code_with_dead_latent(backend):
-    s = _codes(0, 300, (2, 3, 4))
+    s = make_factors(300, (2, 3, 4), seed=0)
     # factor 2, a dead (constant) latent, factor 0, factor 1
     z = np.column_stack([s[:, 2], np.full(300, 0.7), s[:, 0], s[:, 1]]).astype(float)
     r = dci(z, s, backend=backend)
@@ -254,7 +239,7 @@ def test_independent_latents_score_near_zero_2000(seed):
 
 
 def test_all_dead_latents_give_zero_and_majority_accuracy():
-    s = _codes(3, 200, (2, 3))
+    s = make_factors(200, (2, 3), seed=3)
     z = np.zeros((200, 3))
     r = dci(z, s)
     assert (r.disentanglement, r.completeness) == (0.0, 0.0)
@@ -275,7 +260,7 @@ def test_all_dead_latents_give_zero_and_majority_accuracy():
 
 
 def test_gbt_matches_direct_sklearn_and_classic_formula():
-    z, s = _mixed_code(4, 300, 4, (2, 3), noise=0.5)
+    z, s = mixed_code(4, 300, 4, (2, 3), noise=0.5)
     r = dci(z, s, seed=7)
     train, test = slice(0, 240), slice(240, 300)  # dlib split: first 80% train
     cols, acc_train, acc_test = [], [], []
@@ -337,7 +322,7 @@ def _slow_replay(clf: HistGradientBoostingClassifier, x: np.ndarray, y: np.ndarr
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_hist_replay_matches_per_sample_reimplementation(n_classes):
-    z, s = _mixed_code(5, 120, 3, (n_classes,), noise=0.8)
+    z, s = mixed_code(5, 120, 3, (n_classes,), noise=0.8)
     params = {**HIST_PARAMS, "max_iter": 15}
     clf = HistGradientBoostingClassifier(**params, random_state=0).fit(z, s[:, 0])
     imp, raw = _replay_importance(_forest(clf), z, s[:, 0], 3)
@@ -368,7 +353,7 @@ def test_hist_agrees_with_gbt_small():
     # Crediting HistGB's own Newton split gains instead of the squared-error replay gives
     # ΔD ≈ −0.07, ΔC ≈ −0.04 here, so the bound 0.03 still tells the two apart. The
     # 5000-row cases are in the slow test below.
-    z, s = _mixed_code(6, 600, 5, (3, 4), noise=0.3)
+    z, s = mixed_code(6, 600, 5, (3, 4), noise=0.3)
     g, h = _agreement(z, s, 0.03)
     assert abs(h.informativeness_test - g.informativeness_test) < 0.05
     assert 0.2 < g.disentanglement < 0.9  # a non-trivial code, not a degenerate 0 or 1
@@ -389,7 +374,7 @@ def test_hist_agrees_with_gbt(seed, n_latents, sizes, noise):
     # 13 (−0.004, −0.001), 14 (+0.001, −0.000). On mixed codes with little noise HistGB's
     # Newton splits concentrate importance a little more than the reference's
     # squared-error splits; elsewhere the two agree within 0.015 (docs/metrics.md).
-    z, s = _mixed_code(seed, 5000, n_latents, sizes, noise=noise)
+    z, s = mixed_code(seed, 5000, n_latents, sizes, noise=noise)
     _agreement(z, s, 0.03 if noise < 0.3 else 0.02)
 
 
@@ -401,7 +386,7 @@ def test_hist_agrees_with_gbt(seed, n_latents, sizes, noise):
 def test_permuting_latents_permutes_importance_exactly_without_ties(backend):
     # A perfect code among noise latents: once a factor's latent has separated its classes
     # no residual is left to split, so no tied splits can arise and R permutes exactly.
-    s = _codes(15, 300, (2, 3))
+    s = make_factors(300, (2, 3), seed=15)
     noise = np.random.default_rng(15).standard_normal((300, 2))
     z = np.column_stack([s, noise]).astype(float)
     perm = np.array([2, 0, 3, 1])
@@ -419,7 +404,7 @@ def test_permuting_latents_permutes_importance(backend):
     # credit moves between latents, so R permutes only up to these ties. Measured for
     # seeds 7-10 at this size: |ΔR| ≤ 0.018, |ΔD|, |ΔC| ≤ 0.024 (0.006 for this seed);
     # at 1000 rows ≤ 0.004. A wrong permutation would move R by ~0.9.
-    z, s = _mixed_code(7, 300, 4, (2, 3), noise=0.5)
+    z, s = mixed_code(7, 300, 4, (2, 3), noise=0.5)
     perm = np.array([2, 0, 3, 1])
     a = dci(z, s, backend=backend)
     b = dci(z[:, perm], s, backend=backend)
@@ -432,7 +417,7 @@ def test_permuting_latents_permutes_importance(backend):
 
 
 def test_relabelling_factor_classes():
-    z, s = _mixed_code(8, 300, 4, (2, 3), noise=0.5)
+    z, s = mixed_code(8, 300, 4, (2, 3), noise=0.5)
     relabelled = np.column_stack([1 - s[:, 0], np.array([7, -2, 40])[s[:, 1]]])
     # hist: one tree per class, fit to that class's gradient: the same trees in another
     # order (two classes: the negated gradient, the same splits), so the same numbers.
@@ -455,7 +440,7 @@ def test_relabelling_factor_classes():
 
 @pytest.mark.parametrize("backend", ["gbt", "hist", "binned"])
 def test_n_jobs_gives_identical_numbers(backend):
-    z, s = _mixed_code(9, 200, 4, (2, 3, 2), noise=0.5)
+    z, s = mixed_code(9, 200, 4, (2, 3, 2), noise=0.5)
     a = dci(z, s, backend=backend, n_jobs=1)
     b = dci(z, s, backend=backend, n_jobs=2)
     np.testing.assert_array_equal(a.importance, b.importance)
@@ -464,7 +449,7 @@ def test_n_jobs_gives_identical_numbers(backend):
 
 
 def test_seed_and_shuffle():
-    z, s = _mixed_code(10, 200, 3, (2, 3), noise=0.5)
+    z, s = mixed_code(10, 200, 3, (2, 3), noise=0.5)
     a = dci(z, s, backend="hist", shuffle=True, seed=3)
     b = dci(z, s, backend="hist", shuffle=True, seed=3)
     c = dci(z, s, backend="hist", shuffle=True, seed=4)
@@ -481,7 +466,7 @@ def test_seed_and_shuffle():
 
 
 def test_result_fields_registry_and_dict():
-    s = _codes(12, 200, (2, 3))
+    s = make_factors(200, (2, 3), seed=12)
     z = np.column_stack([s, np.random.default_rng(0).standard_normal(200)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no sklearn deprecation/future warnings
@@ -512,7 +497,7 @@ def test_result_fields_registry_and_dict():
 
 
 def test_constant_factor_is_skipped():
-    s = _codes(13, 200, (2, 3))
+    s = make_factors(200, (2, 3), seed=13)
     s = np.column_stack([s[:, 0], np.full(200, 5), s[:, 1]])
     z = s.astype(float)
     with pytest.warns(DisentkitWarning, match="skipping factor"):
@@ -527,7 +512,7 @@ def test_constant_factor_is_skipped():
 
 
 def test_bad_options():
-    s = _codes(14, 50, (2,))
+    s = make_factors(50, (2,), seed=14)
     z = s.astype(float)
     with pytest.raises(
         ValueError, match="backend must be one of 'gbt', 'hist', 'binned'; received 'xgb'"

@@ -22,26 +22,10 @@ from disentkit.metrics._boost import (
     quantile_thresholds,
 )
 from disentkit.metrics.dci import dci
+from tests.conftest import make_factors, mixed_code
 
 # --------------------------------------------------------------------------------------
 # helpers
-
-
-def _codes(seed: int, n: int, sizes: tuple[int, ...]) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.column_stack([rng.integers(0, c, n) for c in sizes])
-
-
-def _mixed_code(seed: int, n: int, n_latents: int, sizes: tuple[int, ...], noise: float,
-                mix: float = 0.3):
-    """Standardised factors plus noise in the first latents, noise latents after, mixed by
-    ``I + mix·N(0, 1)`` (as in test_dci.py)."""
-    rng = np.random.default_rng(seed)
-    s = _codes(seed + 1000, n, sizes)
-    k = len(sizes)
-    z = rng.standard_normal((n, n_latents))
-    z[:, :k] = (s - s.mean(0)) / s.std(0) + noise * rng.standard_normal((n, k))
-    return z @ (np.eye(n_latents) + mix * rng.standard_normal((n_latents, n_latents))), s
 
 
 def _indices(s: np.ndarray) -> np.ndarray:
@@ -151,7 +135,7 @@ def test_reproduces_gradient_boosting_classifier_on_exact_bins(seed, random_stat
     # partitions sends one tree elsewhere and the scores part by ~0.5). Importances still
     # differ where two latents give the *same* partition of a small node (reference: a
     # random latent; here the lowest): measured 0.002 (seed 21) and 0.009 (seed 28).
-    z, s = _mixed_code(seed, 200, 3, (2, 4), noise=0.5)
+    z, s = mixed_code(seed, 200, 3, (2, 4), noise=0.5)
     y = _indices(s)
     x_train, y_train = z[:160], y[:160]
     imp, raw_train, raw_test = boost_importance(x_train, y_train, z[160:])
@@ -168,7 +152,7 @@ def test_reproduces_gradient_boosting_classifier_on_exact_bins(seed, random_stat
 def test_binary_factor_importance_equals_reference_per_round():
     # One tree per round for two classes; with exact bins and no ties every tree's split
     # gains equal the reference tree's impurity decreases.
-    z, s = _mixed_code(21, 200, 3, (2, 4), noise=0.5)
+    z, s = mixed_code(21, 200, 3, (2, 4), noise=0.5)
     y = _indices(s)[:160, :1]
     imp, raw, _ = boost_importance(z[:160], y, z[160:], n_rounds=10)
     clf = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(z[:160], y[:, 0])
@@ -186,7 +170,7 @@ def test_binary_factor_importance_equals_reference_per_round():
     ],
 )
 def test_binned_agrees_with_gbt(seed, n, n_latents, sizes, noise, mix):
-    z, s = _mixed_code(seed, n, n_latents, sizes, noise=noise, mix=mix)
+    z, s = mixed_code(seed, n, n_latents, sizes, noise=noise, mix=mix)
     g = dci(z, s, backend="gbt")
     b = dci(z, s, backend="binned")
     assert abs(b.disentanglement - g.disentanglement) < 0.02
@@ -208,7 +192,7 @@ def test_binned_agrees_with_gbt(seed, n, n_latents, sizes, noise, mix):
 def test_binned_agrees_with_gbt_5000(seed, n_latents, sizes, noise):
     # The cases of test_dci.py::test_hist_agrees_with_gbt. Measured (ΔD, ΔC):
     # seed 11 (−0.000, +0.002), 12 (−0.000, −0.001), 13 (−0.004, −0.003), 14 (−0.013, −0.012).
-    z, s = _mixed_code(seed, 5000, n_latents, sizes, noise=noise)
+    z, s = mixed_code(seed, 5000, n_latents, sizes, noise=noise)
     g = dci(z, s, backend="gbt")
     b = dci(z, s, backend="binned")
     assert abs(b.disentanglement - g.disentanglement) < 0.02
@@ -222,7 +206,7 @@ def test_binned_on_very_noisy_codes_is_lower_than_gbt():
     # reference's exact thresholds let late trees fit noise that 256 quantile bins cannot,
     # and the binned D and C come out lower. Measured here ΔD = −0.037, ΔC = −0.030; with
     # exact thresholds (one bin per distinct value) the difference was −0.004, +0.001.
-    z, s = _mixed_code(102, 3000, 8, (5, 7, 9), noise=1.0, mix=0.2)
+    z, s = mixed_code(102, 3000, 8, (5, 7, 9), noise=1.0, mix=0.2)
     g = dci(z, s, backend="gbt")
     b = dci(z, s, backend="binned")
     assert -0.05 < b.disentanglement - g.disentanglement < 0.0
@@ -234,7 +218,7 @@ def test_binned_on_very_noisy_codes_is_lower_than_gbt():
 
 
 def test_perfect_code_with_dead_latent():
-    s = _codes(0, 1000, (2, 3, 4))
+    s = make_factors(1000, (2, 3, 4), seed=0)
     z = np.column_stack([s[:, 2], np.full(1000, 0.7), s[:, 0], s[:, 1]]).astype(float)
     r = dci(z, s, backend="binned")
     # pure nodes are left unsplit (float32 rounding is not a gain), so every off-target
@@ -259,7 +243,7 @@ def test_independent_latents_score_near_zero(seed):
 
 
 def test_all_dead_latents_give_zero_and_majority_accuracy():
-    s = _codes(3, 200, (2, 3))
+    s = make_factors(200, (2, 3), seed=3)
     r = dci(np.zeros((200, 3)), s, backend="binned")
     assert (r.disentanglement, r.completeness) == (0.0, 0.0)
     np.testing.assert_array_equal(r.importance, np.zeros((3, 2)))
@@ -272,7 +256,7 @@ def test_all_dead_latents_give_zero_and_majority_accuracy():
 
 
 def test_importance_shape_and_normalisation():
-    z, s = _mixed_code(3, 800, 5, (2, 4, 7), noise=0.5)
+    z, s = mixed_code(3, 800, 5, (2, 4, 7), noise=0.5)
     z = np.column_stack([z, np.zeros(800)])  # and a dead latent
     r = dci(z, s, backend="binned")
     assert r.importance.shape == (6, 3)
@@ -285,7 +269,7 @@ def test_importance_shape_and_normalisation():
 
 
 def test_deterministic_and_independent_of_threads_and_grouping():
-    z, s = _mixed_code(4, 600, 5, (3, 2, 6, 4), noise=0.5)
+    z, s = mixed_code(4, 600, 5, (3, 2, 6, 4), noise=0.5)
     a = dci(z, s, backend="binned", n_jobs=1)  # one group of 14 trees per round
     b = dci(z, s, backend="binned", n_jobs=1)
     c = dci(z, s, backend="binned", n_jobs=2)  # two groups
@@ -300,7 +284,7 @@ def test_deterministic_and_independent_of_threads_and_grouping():
 def test_relabelling_factor_classes_gives_the_same_numbers():
     # one tree per class, each fitted to its class's gradient: relabelling reorders the
     # trees (two classes: negates the gradient, same splits)
-    z, s = _mixed_code(8, 400, 4, (2, 3), noise=0.5)
+    z, s = mixed_code(8, 400, 4, (2, 3), noise=0.5)
     relabelled = np.column_stack([1 - s[:, 0], np.array([7, -2, 40])[s[:, 1]]])
     a = dci(z, s, backend="binned")
     b = dci(z, relabelled, backend="binned")
@@ -310,7 +294,7 @@ def test_relabelling_factor_classes_gives_the_same_numbers():
 
 
 def test_float32_latents_and_too_few_classes():
-    z, s = _mixed_code(5, 300, 3, (3,), noise=0.5)
+    z, s = mixed_code(5, 300, 3, (3,), noise=0.5)
     a = dci(z, s, backend="binned")
     b = dci(z.astype(np.float32), s, backend="binned")
     assert abs(a.disentanglement - b.disentanglement) < 0.02

@@ -432,6 +432,7 @@ def test_precomputed_mi_and_cache() -> None:
         ({"n_bins": 1}, "n_bins"),
         ({"train_fraction": 1.5}, "train_fraction"),
         ({"infoe_max_samples": 1}, "infoe_max_samples"),
+        ({"infoe_rows_per_feature": 0}, "infoe_rows_per_feature"),
         ({"standardize": "yes"}, "standardize"),
         ({"shuffle": 1}, "shuffle"),
     ],

@@ -20,12 +20,7 @@ SMALL = {"image_shape": (1, 16, 16), "arch": "dlib", "n_latents": 4}
 QUANTIZED_AES = ("qlae", "vq_vae", "fsq_ae")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _model(name: str, **overrides):

@@ -39,12 +39,7 @@ TINY = {"n_latents": 3, "image_shape": (1, 32, 32), "arch": "dlib"}
 BATCH = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _tiny(name: str, **extra) -> disentkit.models.Model:

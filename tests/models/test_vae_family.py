@@ -31,12 +31,7 @@ SHAPE = (1, 32, 32)
 TINY = {"n_latents": 3, "image_shape": SHAPE}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _model(name: str, **overrides):

@@ -16,13 +16,7 @@ from disentkit.nn import (
 )
 from disentkit.nn.qlae import StyleBlock, n_resampling_stages
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 SHAPES = [(1, 64, 64), (3, 32, 32), (3, 64, 32)]
