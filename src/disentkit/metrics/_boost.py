@@ -148,15 +148,21 @@ def _select(cond: np.ndarray, node: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _check_matvecs() -> bool:
-    """Whether scipy's ``csc_matvecs`` kernel takes the arguments :func:`_sparse_product`
-    passes it (a private function: checked once against the public product)."""
+    """Whether scipy's ``csc_matvecs`` and ``csc_matvec`` kernels take the arguments
+    :func:`_sparse_product` and :meth:`_GroupBooster.leaves` pass them (private functions:
+    checked once against the public product and ``np.bincount``)."""
     try:
         a = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]], dtype=np.float32))
         x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
         out = np.zeros((2, 2), dtype=np.float32)
         _sparsetools.csc_matvecs(2, 2, 2, a.indptr, a.indices, a.data, x.ravel(), out.ravel())
-        return bool(np.array_equal(out, (a @ x).astype(np.float32)))
-    except Exception:  # any failure: use the public product
+        ok = bool(np.array_equal(out, (a @ x).astype(np.float32)))
+        rows = np.array([2, 0, 2], dtype=np.int32)  # bins of three values
+        w = np.array([0.5, 1.0, 2.0])
+        sums = np.zeros(3)
+        _sparsetools.csc_matvec(3, 3, np.arange(4, dtype=np.int32), rows, np.ones(3), w, sums)
+        return ok and bool(np.array_equal(sums, np.bincount(rows, weights=w, minlength=3)))
+    except Exception:  # any failure: use the public product and np.bincount
         return False
 
 
@@ -277,8 +283,18 @@ class _GroupBooster:
         self.mask = np.empty((t, n_all), np.uint8)
         self.node_rows = np.empty((n, t), np.uint8)
         self.inside = np.empty((n, t), f32)
-        self.leaf_g = np.empty((t, 1 << MAX_DEPTH))  # leaf sums of g and h, per tree
-        self.leaf_h = np.empty((t, 1 << MAX_DEPTH))
+        # leaf sums: leaf l of tree t is entry t·L + l (L leaves per tree); train row r of
+        # tree t is column t·n + r of a (T·L, T·n) 0/1 matrix with one entry per column
+        n_leaves = 1 << MAX_DEPTH
+        self.leaf_offset = (n_leaves * np.arange(t, dtype=np.int32))[:, None]  # (T, 1)
+        index = np.int32 if t * n < np.iinfo(np.int32).max else np.int64
+        self.leaf_index = np.empty((t, n), index)
+        self.leaf_indptr = np.arange(t * n + 1, dtype=index)
+        self.leaf_ones = np.ones(t * n)
+        self.g64 = np.empty((t, n))
+        self.h64 = np.empty((t, n))
+        self.leaf_g = np.empty(t * n_leaves)  # leaf sums of g and h
+        self.leaf_h = np.empty(t * n_leaves)
         # per level: the codes of each node's latent, then its side, (M, T, rows); prefix
         # sums of residuals and counts of every node, (B, D', M*T), left children first,
         # contiguous (numpy is several times slower on strided views) and their split-scan
@@ -412,10 +428,24 @@ class _GroupBooster:
         """Newton step in every leaf; add the leaf values to the raw scores."""
         t, n, n_leaves = self.t, self.data.n_train, 1 << MAX_DEPTH
         node, s_g, s_h = self.node, self.leaf_g, self.leaf_h
-        # tree by tree: every array touched is one row (cache-sized), not all trees at once
-        for i in range(t):
-            s_g[i] = np.bincount(node[i, :n], weights=self.g[i], minlength=n_leaves)
-            s_h[i] = np.bincount(node[i, :n], weights=self.h[i], minlength=n_leaves)
+        # Leaf sums in float64, each leaf's rows added in row order (as np.bincount adds
+        # them), all trees at once: one sparse product per sum, through scipy's kernel,
+        # which runs without the interpreter lock (np.bincount holds it), so the threads of
+        # the factor groups overlap here.
+        if _MATVECS_OK:
+            np.add(node[:, :n], self.leaf_offset, out=self.leaf_index)
+            np.copyto(self.g64, self.g)
+            np.copyto(self.h64, self.h)
+            for x, out in ((self.g64, s_g), (self.h64, s_h)):
+                out.fill(0)
+                _sparsetools.csc_matvec(t * n_leaves, t * n, self.leaf_indptr,
+                                        self.leaf_index.ravel(), self.leaf_ones, x.ravel(), out)
+        else:
+            for i in range(t):
+                rows = slice(i * n_leaves, (i + 1) * n_leaves)
+                s_g[rows] = np.bincount(node[i, :n], weights=self.g[i], minlength=n_leaves)
+                s_h[rows] = np.bincount(node[i, :n], weights=self.h[i], minlength=n_leaves)
+        s_g, s_h = s_g.reshape(t, n_leaves), s_h.reshape(t, n_leaves)
         ok = np.abs(s_h) >= 1e-150  # scikit-learn's _safe_divide
         value = np.where(ok, s_g / np.where(ok, s_h, 1.0), 0.0)
         value *= learning_rate * self.scale  # (T, n_leaves)
