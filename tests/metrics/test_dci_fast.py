@@ -284,17 +284,26 @@ def test_deterministic_and_independent_of_threads_and_grouping():
 
 def test_scipy_kernels_and_public_fallback_give_identical_numbers(monkeypatch):
     # The histograms and leaf sums go through scipy's private sparse kernels when they take
-    # the booster's arguments (checked at import); otherwise through the public product
-    # and np.bincount, which add the same numbers in the same order.
+    # the booster's arguments (checked at import), the leaf sums a chunk of trees at a
+    # time; otherwise through the public product and np.bincount. All add the same
+    # numbers in the same order.
     assert _boost._check_matvecs()  # this scipy: the kernel route is the one in use
     z, s = mixed_code(5, 500, 4, (2, 5, 3), noise=0.5)
     y = _indices(s)
-    fast = boost_importance(z[:400], y[:400], z[400:], n_rounds=20, n_threads=2)
+
+    def run() -> tuple:
+        return boost_importance(z[:400], y[:400], z[400:], n_rounds=20, n_threads=2)
+
+    whole = run()  # 9 trees per round in two groups, one chunk each
+    monkeypatch.setattr(_boost, "_LEAF_CHUNK", 3 * 400)  # 3 trees per chunk: 5 = 3 + 2
+    chunked = run()
     monkeypatch.setattr(_boost, "_MATVECS_OK", False)
-    public = boost_importance(z[:400], y[:400], z[400:], n_rounds=20, n_threads=2)
-    np.testing.assert_array_equal(fast[0], public[0])
-    for a, b in zip(fast[1] + fast[2], public[1] + public[2], strict=True):
-        np.testing.assert_array_equal(a, b)
+    public = run()
+    for other in (chunked, public):
+        np.testing.assert_array_equal(whole[0], other[0])
+        for a, b in zip(whole[1] + whole[2], other[1] + other[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+
 
 def test_relabelling_factor_classes_gives_the_same_numbers():
     # one tree per class, each fitted to its class's gradient: relabelling reorders the

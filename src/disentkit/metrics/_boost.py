@@ -33,6 +33,7 @@ MAX_DEPTH = 3
 _BLOCK = 16  # bins per block of the two-level prefix sum
 _NO_SPLIT = np.uint8(255)  # bin sentinel: every row goes left (codes are at most 255)
 _SPLIT_RTOL = 1e-7  # gains below this fraction of S²/n are float32 rounding, not splits
+_LEAF_CHUNK = 1 << 18  # leaf sums: rows × trees per sparse product (bounds its buffers)
 
 
 def quantile_thresholds(x: np.ndarray, n_bins: int) -> list[np.ndarray]:
@@ -157,11 +158,14 @@ def _check_matvecs() -> bool:
         out = np.zeros((2, 2), dtype=np.float32)
         _sparsetools.csc_matvecs(2, 2, 2, a.indptr, a.indices, a.data, x.ravel(), out.ravel())
         ok = bool(np.array_equal(out, (a @ x).astype(np.float32)))
-        rows = np.array([2, 0, 2], dtype=np.int32)  # bins of three values
         w = np.array([0.5, 1.0, 2.0])
-        sums = np.zeros(3)
-        _sparsetools.csc_matvec(3, 3, np.arange(4, dtype=np.int32), rows, np.ones(3), w, sums)
-        return ok and bool(np.array_equal(sums, np.bincount(rows, weights=w, minlength=3)))
+        expected = np.bincount([2, 0, 2], weights=w, minlength=3)
+        for index in (np.int32, np.int64):
+            rows = np.array([2, 0, 2], dtype=index)  # bins of three values
+            sums = np.zeros(3)
+            _sparsetools.csc_matvec(3, 3, np.arange(4, dtype=index), rows, np.ones(3), w, sums)
+            ok = ok and bool(np.array_equal(sums, expected))
+        return ok
     except Exception:  # any failure: use the public product and np.bincount
         return False
 
@@ -283,16 +287,18 @@ class _GroupBooster:
         self.mask = np.empty((t, n_all), np.uint8)
         self.node_rows = np.empty((n, t), np.uint8)
         self.inside = np.empty((n, t), f32)
-        # leaf sums: leaf l of tree t is entry t·L + l (L leaves per tree); train row r of
-        # tree t is column t·n + r of a (T·L, T·n) 0/1 matrix with one entry per column
+        # leaf sums: leaf l of tree t is entry t·L + l (L leaves per tree); a chunk of
+        # trees at a time (at most _LEAF_CHUNK values), train row r of its tree t is column
+        # t·n + r of a 0/1 matrix with one entry per column
         n_leaves = 1 << MAX_DEPTH
-        self.leaf_offset = (n_leaves * np.arange(t, dtype=np.int32))[:, None]  # (T, 1)
-        index = np.int32 if t * n < np.iinfo(np.int32).max else np.int64
-        self.leaf_index = np.empty((t, n), index)
-        self.leaf_indptr = np.arange(t * n + 1, dtype=index)
-        self.leaf_ones = np.ones(t * n)
-        self.g64 = np.empty((t, n))
-        self.h64 = np.empty((t, n))
+        self.leaf_trees = max(1, min(t, _LEAF_CHUNK // n))  # trees per chunk
+        c = self.leaf_trees
+        self.leaf_offset = (n_leaves * np.arange(c, dtype=np.int32))[:, None]  # (c, 1)
+        index = np.int32 if c * n < np.iinfo(np.int32).max else np.int64
+        self.leaf_index = np.empty((c, n), index)
+        self.leaf_indptr = np.arange(c * n + 1, dtype=index)
+        self.leaf_ones = np.ones(c * n)
+        self.leaf_x = np.empty((c, n))  # g or h in float64
         self.leaf_g = np.empty(t * n_leaves)  # leaf sums of g and h
         self.leaf_h = np.empty(t * n_leaves)
         # per level: the codes of each node's latent, then its side, (M, T, rows); prefix
@@ -429,17 +435,22 @@ class _GroupBooster:
         t, n, n_leaves = self.t, self.data.n_train, 1 << MAX_DEPTH
         node, s_g, s_h = self.node, self.leaf_g, self.leaf_h
         # Leaf sums in float64, each leaf's rows added in row order (as np.bincount adds
-        # them), all trees at once: one sparse product per sum, through scipy's kernel,
-        # which runs without the interpreter lock (np.bincount holds it), so the threads of
-        # the factor groups overlap here.
+        # them), a chunk of trees per sparse product, through scipy's kernel: it runs
+        # without the interpreter lock (np.bincount holds it), so the threads of the factor
+        # groups overlap here.
         if _MATVECS_OK:
-            np.add(node[:, :n], self.leaf_offset, out=self.leaf_index)
-            np.copyto(self.g64, self.g)
-            np.copyto(self.h64, self.h)
-            for x, out in ((self.g64, s_g), (self.h64, s_h)):
-                out.fill(0)
-                _sparsetools.csc_matvec(t * n_leaves, t * n, self.leaf_indptr,
-                                        self.leaf_index.ravel(), self.leaf_ones, x.ravel(), out)
+            c = self.leaf_trees
+            for lo in range(0, t, c):
+                k = min(c, t - lo)  # trees in this chunk
+                index = self.leaf_index[:k]
+                np.add(node[lo:lo + k, :n], self.leaf_offset[:k], out=index)
+                for src, out in ((self.g, s_g), (self.h, s_h)):
+                    np.copyto(self.leaf_x[:k], src[lo:lo + k])
+                    part = out[lo * n_leaves:(lo + k) * n_leaves]
+                    part.fill(0)
+                    _sparsetools.csc_matvec(k * n_leaves, k * n, self.leaf_indptr[:k * n + 1],
+                                            index.ravel(), self.leaf_ones, self.leaf_x[:k].ravel(),
+                                            part)
         else:
             for i in range(t):
                 rows = slice(i * n_leaves, (i + 1) * n_leaves)
