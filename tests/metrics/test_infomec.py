@@ -448,7 +448,8 @@ def test_inputs_and_skipped_factors() -> None:
     with pytest.raises(ValueError, match="same number of samples"):
         infomec(np.zeros((5, 2)), s)
     with_constant = np.concatenate([s, np.full((len(s), 1), 4)], axis=1)
-    with pytest.warns(DisentkitWarning, match="single value"):
+    with (pytest.warns(DisentkitWarning, match="single value"),
+          pytest.warns(DisentkitWarning, match="12.0 rows per feature")):  # 60 rows, 5 features
         r = infomec(s * 1.0, with_constant)
     assert r.skipped_factors == (2,) and r.nmi.shape == (2, 2)
     one_class_in_subsample = np.concatenate([np.zeros((50, 1)), np.ones((10, 1))]).astype(int)
