@@ -211,7 +211,7 @@ def infomec(
         pruning and InfoE split, e.g. ``infomec/knn10std-prune20-insample@1``.
 
     Example:
-        >>> s = np.indices((4, 3)).reshape(2, -1).T.repeat(10, axis=0)  # (120, 2) grid
+        >>> s = np.indices((4, 3)).reshape(2, -1).T.repeat(50, axis=0)  # (600, 2) grid
         >>> r = infomec(s * 0.25, s)  # two discrete latents, one per factor
         >>> r.latent_type, round(r.infom, 3), round(r.infoc, 3), r.infoe > 0.99
         ('discrete', 1.0, 1.0, True)
