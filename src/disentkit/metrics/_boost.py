@@ -409,7 +409,8 @@ class _GroupBooster:
             np.take(data.codes_t, latent, axis=0, out=cond.reshape(m * t, -1))
             np.greater(cond, b.reshape(m, t, 1), out=cond.view(bool))
             right = _select(cond, node, self.mask)  # (T, N) 0/1
-            np.left_shift(right, level, out=right)
+            if level:
+                np.left_shift(right, level, out=right)
             node += right  # node j -> j (left) or j + M (right)
             if level == MAX_DEPTH - 1:
                 break
