@@ -7,8 +7,11 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import numpy as np
 
 
 def peak_rss_gib() -> float:
@@ -24,6 +27,34 @@ def load_average() -> str:
     except OSError:  # pragma: no cover
         load = "?"
     return f"{load} on {os.cpu_count()} cores"
+
+
+def two_core_speedup(n_iter: int = 700, repeat: int = 3) -> float:
+    """How much of a second core this process gets now: the time of a numpy pass over
+    2 MiB arrays (which releases the interpreter lock) on one thread, times two, over the
+    time of two such passes on two threads at once; the median of ``repeat`` tries. About
+    2 when two cores are free; near 1 when another job holds one, which a virtual machine's
+    load average does not show when the job runs on the host beside it (seen here: 1.4–1.9
+    on a quiet 2-core VM, 1.0–1.2 with a busy loop on one of its cores)."""
+    rng = np.random.default_rng(0)
+    arrays = [[rng.random(1 << 19, dtype=np.float32) for _ in range(3)] for _ in range(2)]
+
+    def work(k: int) -> None:
+        a, b, c = arrays[k]
+        for _ in range(n_iter):
+            np.multiply(a, b, out=c)
+            np.add(c, a, out=c)
+
+    ratios = []
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            work(0)
+            one = time.perf_counter() - start
+            start = time.perf_counter()
+            list(pool.map(work, range(2)))
+            ratios.append(2 * one / (time.perf_counter() - start))
+    return float(np.median(ratios))
 
 
 @dataclass

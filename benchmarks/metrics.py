@@ -11,6 +11,9 @@ mix the factors with noise, plus a dead latent). For each metric of the default 
 
 Prints seconds per metric, the ratios, and the whole-suite totals; then the fast suite
 timed as one ``evaluate`` call, as users run it (the metrics share their MI matrices).
+At the start and the end it prints how much of a second core the process gets
+(``_common.two_core_speedup``): the fast suite uses both cores and the classic one, so
+another job on the host slows the fast suite more, and a VM's load average may not show it.
 Each time is the median of repeated runs of that variant, repeated while fewer than
 ``--repeat`` runs have been made and they took less than ``--budget`` seconds in all: a
 run of a second or two is at the mercy of a moment's load on a shared machine, one of a
@@ -32,7 +35,7 @@ import warnings
 
 import _classic as classic
 import numpy as np
-from _common import load_average
+from _common import load_average, two_core_speedup
 from sklearn.exceptions import ConvergenceWarning
 
 from disentkit import DisentkitWarning, evaluate
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.n:,} samples × {z.shape[1]} latents × {s.shape[1]} factors; "
           f"metrics: {', '.join(names)}; n_jobs {args.n_jobs}; median of up to "
           f"{args.repeat} runs within {args.budget:g} s per variant; "
-          f"load {load_average()}\n")
+          f"load {load_average()}; two-thread speedup of a numpy pass "
+          f"{two_core_speedup():.2f}× (2: both cores free)\n")
     header = (f"{'metric':<13} {'classic s':>10} {'reference s':>12} {'fast s':>8} "
               f"{'ref ×':>7} {'fast ×':>7} {'max |ref−classic|':>18} {'max |fast−ref|':>15}")
     print(header)
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                      **rep)
     print(f"{'one call':<13} {'':>10} {'':>12} {t_one:>8.2f} {'':>7} "
           f"{totals['classic'] / t_one:>7.1f}   (fast suite as one evaluate() call)")
-    print(f"\nload at the end: {load_average()}")
+    print(f"\nload at the end: {load_average()}; two-thread speedup of a numpy pass "
+          f"{two_core_speedup():.2f}×")
 
 
 if __name__ == "__main__":
