@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,27 @@ def mixed_code(seed: int, n: int, n_latents: int, sizes: tuple[int, ...], noise:
     z = rng.standard_normal((n, n_latents))
     z[:, :k] = (s - s.mean(0)) / s.std(0) + noise * rng.standard_normal((n, k))
     return z @ (np.eye(n_latents) + mix * rng.standard_normal((n_latents, n_latents))), s
+
+
+#: (seed, n_latents, sizes, noise) of the 5,000-row cases on which DCI's fast backends are
+#: compared with the reference (slow tests of test_dci.py and test_dci_fast.py)
+AGREEMENT_CASES_5000 = [
+    (11, 6, (4, 6, 8), 0.1),
+    (12, 8, (4, 6, 8, 10), 0.1),
+    (13, 10, (4, 6, 8, 10, 5), 0.5),
+    (14, 6, (4, 6, 8, 10), 0.5),
+]
+
+
+@functools.cache
+def gbt_reference_5000(seed: int, n_latents: int, sizes: tuple[int, ...], noise: float):
+    """``(latents, factors, dci(..., backend="gbt"))`` of one agreement case, fitted once per
+    session (a minute of scikit-learn boosting each) and shared by the tests that compare
+    a fast backend with it."""
+    from disentkit.metrics.dci import dci
+
+    z, s = mixed_code(seed, 5000, n_latents, sizes, noise=noise)
+    return z, s, dci(z, s, backend="gbt")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from disentkit.metrics.dci import (
     dci,
     dci_from_importance,
 )
-from tests.conftest import make_factors, mixed_code
+from tests.conftest import AGREEMENT_CASES_5000, gbt_reference_5000, make_factors, mixed_code
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -339,8 +339,8 @@ def test_hist_reports_unreadable_trees():
 # backends agree
 
 
-def _agreement(z, s, tol):
-    g = dci(z, s, backend="gbt")
+def _agreement(z, s, tol, g=None):
+    g = dci(z, s, backend="gbt") if g is None else g
     h = dci(z, s, backend="hist")
     assert abs(h.disentanglement - g.disentanglement) < tol
     assert abs(h.completeness - g.completeness) < tol
@@ -360,22 +360,14 @@ def test_hist_agrees_with_gbt_small():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("seed", "n_latents", "sizes", "noise"),
-    [
-        (11, 6, (4, 6, 8), 0.1),
-        (12, 8, (4, 6, 8, 10), 0.1),
-        (13, 10, (4, 6, 8, 10, 5), 0.5),
-        (14, 6, (4, 6, 8, 10), 0.5),
-    ],
-)
+@pytest.mark.parametrize(("seed", "n_latents", "sizes", "noise"), AGREEMENT_CASES_5000)
 def test_hist_agrees_with_gbt(seed, n_latents, sizes, noise):
     # Measured (ΔD, ΔC = hist − gbt): seed 11 (+0.025, +0.021), 12 (+0.019, +0.023),
     # 13 (−0.004, −0.001), 14 (+0.001, −0.000). On mixed codes with little noise HistGB's
     # Newton splits concentrate importance a little more than the reference's
     # squared-error splits; elsewhere the two agree within 0.015 (docs/metrics.md).
-    z, s = mixed_code(seed, 5000, n_latents, sizes, noise=noise)
-    _agreement(z, s, 0.03 if noise < 0.3 else 0.02)
+    z, s, g = gbt_reference_5000(seed, n_latents, sizes, noise)
+    _agreement(z, s, 0.03 if noise < 0.3 else 0.02, g)
 
 
 # --------------------------------------------------------------------------------------

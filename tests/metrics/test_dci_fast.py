@@ -22,7 +22,7 @@ from disentkit.metrics._boost import (
     quantile_thresholds,
 )
 from disentkit.metrics.dci import dci
-from tests.conftest import make_factors, mixed_code
+from tests.conftest import AGREEMENT_CASES_5000, gbt_reference_5000, make_factors, mixed_code
 
 # --------------------------------------------------------------------------------------
 # helpers
@@ -180,20 +180,11 @@ def test_binned_agrees_with_gbt(seed, n, n_latents, sizes, noise, mix):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("seed", "n_latents", "sizes", "noise"),
-    [
-        (11, 6, (4, 6, 8), 0.1),
-        (12, 8, (4, 6, 8, 10), 0.1),
-        (13, 10, (4, 6, 8, 10, 5), 0.5),
-        (14, 6, (4, 6, 8, 10), 0.5),
-    ],
-)
+@pytest.mark.parametrize(("seed", "n_latents", "sizes", "noise"), AGREEMENT_CASES_5000)
 def test_binned_agrees_with_gbt_5000(seed, n_latents, sizes, noise):
     # The cases of test_dci.py::test_hist_agrees_with_gbt. Measured (ΔD, ΔC):
     # seed 11 (−0.000, +0.002), 12 (−0.000, −0.001), 13 (−0.004, −0.003), 14 (−0.013, −0.012).
-    z, s = mixed_code(seed, 5000, n_latents, sizes, noise=noise)
-    g = dci(z, s, backend="gbt")
+    z, s, g = gbt_reference_5000(seed, n_latents, sizes, noise)
     b = dci(z, s, backend="binned")
     assert abs(b.disentanglement - g.disentanglement) < 0.02
     assert abs(b.completeness - g.completeness) < 0.02
