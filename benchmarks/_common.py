@@ -29,6 +29,47 @@ def load_average() -> str:
     return f"{load} on {os.cpu_count()} cores"
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """``(stolen, all)`` CPU ticks of this machine since boot, from ``/proc/stat``'s
+    ``cpu`` line (Linux; ``None`` elsewhere). Stolen ticks are those a virtual machine's
+    cores waited while the host ran something else: the difference of two readings over
+    the difference of the totals is the share of a period lost to other jobs on the host."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):  # pragma: no cover
+        return None
+    return (fields[7], sum(fields)) if len(fields) > 7 else None
+
+
+@dataclass
+class StealMeter:
+    """Adds up the stolen and all CPU ticks of the periods it measures (see
+    :func:`cpu_ticks`); ``share`` is their ratio, ``None`` where not readable."""
+
+    stolen: int = 0
+    total: int = 0
+    readable: bool = True
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        before = cpu_ticks()
+        yield
+        after = cpu_ticks()
+        if before is None or after is None:
+            self.readable = False
+            return
+        self.stolen += after[0] - before[0]
+        self.total += after[1] - before[1]
+
+    def share(self) -> float | None:
+        return self.stolen / self.total if self.readable and self.total else None
+
+    def text(self) -> str:
+        share = self.share()
+        return "n/a" if share is None else f"{100 * share:.1f} %"
+
+
 def two_core_speedup(n_iter: int = 700, repeat: int = 3) -> float:
     """How much of a second core this process gets now: the time of a numpy pass over
     2 MiB arrays (which releases the interpreter lock) on one thread, times two, over the

@@ -12,8 +12,10 @@ mix the factors with noise, plus a dead latent). For each metric of the default 
 Prints seconds per metric, the ratios, and the whole-suite totals; then the fast suite
 timed as one ``evaluate`` call, as users run it (the metrics share their MI matrices).
 At the start and the end it prints how much of a second core the process gets
-(``_common.two_core_speedup``): the fast suite uses both cores and the classic one, so
-another job on the host slows the fast suite more, and a VM's load average may not show it.
+(``_common.two_core_speedup``): the fast suite uses both cores and the classic suite one,
+so another job on the host slows the fast suite more, and a VM's load average may not show
+it. At the end it prints the share of CPU ticks the host took from this machine while each
+variant was timed (the "steal" of ``/proc/stat``; Linux only).
 Each time is the median of repeated runs of that variant, repeated while fewer than
 ``--repeat`` runs have been made and they took less than ``--budget`` seconds in all: a
 run of a second or two is at the mercy of a moment's load on a shared machine, one of a
@@ -35,7 +37,7 @@ import warnings
 
 import _classic as classic
 import numpy as np
-from _common import load_average, two_core_speedup
+from _common import StealMeter, load_average, two_core_speedup
 from sklearn.exceptions import ConvergenceWarning
 
 from disentkit import DisentkitWarning, evaluate
@@ -75,14 +77,17 @@ def classic_scores(name: str, z: np.ndarray, s: np.ndarray, ref) -> dict[str, fl
     raise KeyError(name)
 
 
-def timed(fn, repeat: int = 1, budget: float = 0.0):
+def timed(fn, repeat: int = 1, budget: float = 0.0, steal: StealMeter | None = None):
     """``fn()``'s output and the median seconds of its runs: at least one, then more while
-    fewer than ``repeat`` were made and all of them took under ``budget`` seconds."""
+    fewer than ``repeat`` were made and all of them took under ``budget`` seconds. The
+    host's stolen CPU ticks during the runs are added to ``steal``."""
     times: list[float] = []
+    meter = steal if steal is not None else StealMeter()
     while not times or (len(times) < repeat and sum(times) < budget):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
+        with meter.measure():
+            start = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - start)
     return out, float(np.median(times))
 
 
@@ -113,15 +118,18 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * len(header))
     totals = {"classic": 0.0, "reference": 0.0, "fast": 0.0}
     rep = {"repeat": args.repeat, "budget": args.budget}
+    steal = {k: StealMeter() for k in ("classic", "reference", "fast", "one call")}
     for name in names:
         ref, t_ref = timed(
             lambda n=name: evaluate(z, s, metrics=[n], mode="reference", n_jobs=args.n_jobs),
-            **rep,
+            **rep, steal=steal["reference"],
         )
         fast, t_fast = timed(
-            lambda n=name: evaluate(z, s, metrics=[n], mode="fast", n_jobs=args.n_jobs), **rep
+            lambda n=name: evaluate(z, s, metrics=[n], mode="fast", n_jobs=args.n_jobs), **rep,
+            steal=steal["fast"],
         )
-        cls, t_cls = timed(lambda n=name, r=ref: classic_scores(n, z, s, r.results[n]), **rep)
+        cls, t_cls = timed(lambda n=name, r=ref: classic_scores(n, z, s, r.results[n]), **rep,
+                        steal=steal["classic"])
         ref_scores = ref.results[name].scores()
         fast_scores = fast.results[name].scores()
         d_ref = max(abs(ref_scores[k] - v) for k, v in cls.items())
@@ -139,10 +147,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{totals['classic'] / totals['fast']:>7.1f}")
     # the whole suite as users run it: one evaluate call (MI matrices shared by the metrics)
     _, t_one = timed(lambda: evaluate(z, s, metrics=names, mode="fast", n_jobs=args.n_jobs),
-                     **rep)
+                     **rep, steal=steal["one call"])
     print(f"{'one call':<13} {'':>10} {'':>12} {t_one:>8.2f} {'':>7} "
           f"{totals['classic'] / t_one:>7.1f}   (fast suite as one evaluate() call)")
-    print(f"\nload at the end: {load_average()}; two-thread speedup of a numpy pass "
+    print("\nCPU time stolen by the host while timing: "
+          + ", ".join(f"{k} {m.text()}" for k, m in steal.items()))
+    print(f"load at the end: {load_average()}; two-thread speedup of a numpy pass "
           f"{two_core_speedup():.2f}×")
 
 
