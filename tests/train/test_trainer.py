@@ -191,8 +191,8 @@ def test_evaluate_run_on_a_quantized_model(tmp_path):
               run_dir=tmp_path / "q", progress=False)
     # 100 rows are few for InfoE's one-hot classifier on the indices: evaluate_run says so
     with pytest.warns(DisentkitWarning, match="rows per feature"):
-        result = evaluate_run(run, n_samples=100, metrics=["mig", "infomec", "modularity"],
-                              mode="fast")
+        result = evaluate_run(run, n_samples=100,
+                              metrics=["mig", "infomec", "modularity", "dci"], mode="fast")
     assert set(result["representations"]) == {"quantized", "indices"}
     assert result["active_latents"] is None
     # indices are labels: the MI metrics use the discrete estimator on them
@@ -200,8 +200,11 @@ def test_evaluate_run_on_a_quantized_model(tmp_path):
     assert ids["mig"]["options.estimator"] == "discrete"
     assert ids["modularity"]["options.estimator"] == "discrete"
     assert "discrete" in ids["infomec"]["metric_id"]
-    assert result["representations"]["quantized"]["metrics"]["mig"]["options.estimator"] == (
-        "histogram")
+    # and DCI's trees split them one category against the rest
+    assert ids["dci"]["metric_id"] == "dci/binned-categorical@1"
+    quantized = result["representations"]["quantized"]["metrics"]
+    assert quantized["mig"]["options.estimator"] == "histogram"
+    assert quantized["dci"]["metric_id"] == "dci/binned@1"
     with pytest.raises(ValueError, match="n_samples must be an integer ≥ 2"):
         evaluate_run(run, n_samples=1)
     with pytest.raises(KeyError, match="known metrics"):

@@ -34,6 +34,7 @@ _BLOCK = 16  # bins per block of the two-level prefix sum
 _NO_SPLIT = np.uint8(255)  # bin sentinel: every row goes left (codes are at most 255)
 _SPLIT_RTOL = 1e-7  # gains below this fraction of S²/n are float32 rounding, not splits
 _LEAF_CHUNK = 1 << 18  # leaf sums: rows × trees per sparse product (bounds its buffers)
+_OTHER = 255  # code of a categorical column's rows whose category another column holds
 
 
 def quantile_thresholds(x: np.ndarray, n_bins: int) -> list[np.ndarray]:
@@ -90,30 +91,90 @@ class _Data:
     """Binned train and test latents, shared read-only by the worker threads."""
 
     n_bins: int  # bins per latent, padded to a multiple of _BLOCK
-    n_active: int  # D': latents with at least one threshold
+    n_active: int  # D': columns with at least two codes (a latent, or part of one)
     onehot_t: sp.csc_matrix  # (n_bins * D', n_train): row b * D' + d flags code b of latent d
     n_train: int
     codes_t: np.ndarray  # (D', n_train + n_test) uint8: train rows, then test rows
     count_prefix: np.ndarray  # (n_bins, D', 1) float32: rows with code <= b, per latent
+    categorical: np.ndarray | None = None  # (D',) bool: columns split one category vs rest
 
 
-def _prepare(x_train: np.ndarray, x_test: np.ndarray, n_bins: int) -> tuple[_Data, np.ndarray]:
-    """Bin the latents once: the shared :class:`_Data` (constant latents dropped) and the
-    ``(D,)`` mask of the latents kept."""
-    thresholds = quantile_thresholds(x_train, n_bins)
-    active = np.array([t.size > 0 for t in thresholds], dtype=bool)  # (D,)
-    kept = [t for t, a in zip(thresholds, active, strict=True) if a]
-    d = len(kept)
+def category_codes(
+    x_train: np.ndarray, x_test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Categories of every column of ``x_train`` ``(n, D)`` and ``x_test``: each column's
+    distinct values over both (sorted) number its categories ``0 … C − 1``. Returns the
+    train and test codes (``int64``) and ``(D,)`` the number of categories per column."""
+    both = np.concatenate([x_train, x_test])
+    codes = np.empty(both.shape, dtype=np.int64)
+    sizes = np.empty(both.shape[1], dtype=np.int64)
+    for d in range(both.shape[1]):
+        values, codes[:, d] = np.unique(both[:, d], return_inverse=True)
+        sizes[d] = values.size
     n = x_train.shape[0]
-    padded = _BLOCK * max(1, math.ceil(max((t.size + 1 for t in kept), default=1) / _BLOCK))
-    codes = bin_codes(x_train[:, active], kept)  # (n, D')
-    codes_test = bin_codes(x_test[:, active], kept)  # (n_test, D')
+    return codes[:n], codes[n:], sizes
+
+
+def _prepare(
+    x_train: np.ndarray, x_test: np.ndarray, n_bins: int, categorical: np.ndarray | None = None
+) -> tuple[_Data, np.ndarray]:
+    """Bin the latents once: the shared :class:`_Data` and, for each of its columns, the
+    latent it comes from ``(D',)``. Constant latents are dropped.
+
+    Latents flagged in ``categorical`` ``(D,)`` are coded by category
+    (:func:`category_codes`), 255 categories per column: a latent with more is spread over
+    several columns, each coding its own 255 categories ``0 … 254`` and every other row
+    ``_OTHER``, a code never split on. A column is kept when two codes occur among the
+    train rows."""
+    n_all = x_train.shape[1]
+    cat = np.zeros(n_all, dtype=bool) if categorical is None else np.asarray(categorical, bool)
+    train_cols: list[np.ndarray] = []
+    test_cols: list[np.ndarray] = []
+    owner: list[int] = []
+    widths: list[int] = []  # codes each column uses
+    is_cat: list[bool] = []
+    if (~cat).any():
+        numeric = np.flatnonzero(~cat)
+        x_num, x_num_test = (x_train, x_test) if not cat.any() else (
+            x_train[:, numeric], x_test[:, numeric])
+        thresholds = quantile_thresholds(x_num, n_bins)
+        codes, codes_test = bin_codes(x_num, thresholds), bin_codes(x_num_test, thresholds)
+        for i, (j, t) in enumerate(zip(numeric, thresholds, strict=True)):
+            if t.size:
+                train_cols.append(codes[:, i])
+                test_cols.append(codes_test[:, i])
+                owner.append(int(j))
+                widths.append(t.size + 1)
+                is_cat.append(False)
+    if cat.any():
+        tr, te, sizes = category_codes(x_train[:, cat], x_test[:, cat])
+        for i, j in enumerate(np.flatnonzero(cat)):
+            for lo in range(0, int(sizes[i]), _OTHER):  # 255 categories per column
+                part = []
+                for c in (tr[:, i], te[:, i]):
+                    inside = (c >= lo) & (c < lo + _OTHER)
+                    part.append(np.where(inside, c - lo, _OTHER).astype(np.uint8))
+                if part[0].min() < part[0].max():
+                    train_cols.append(part[0])
+                    test_cols.append(part[1])
+                    owner.append(int(j))
+                    widths.append(_OTHER + 1 if sizes[i] > _OTHER else int(sizes[i]))
+                    is_cat.append(True)
+    order = np.argsort(owner, kind="stable")  # columns in the order of their latents
+    d = len(owner)
+    n = x_train.shape[0]
+    padded = _BLOCK * max(1, math.ceil(max(widths, default=1) / _BLOCK))
+    codes = np.empty((n, d), dtype=np.uint8)
+    codes_test = np.empty((x_test.shape[0], d), dtype=np.uint8)
+    for k, o in enumerate(order):
+        codes[:, k], codes_test[:, k] = train_cols[o], test_cols[o]
     rows = (codes.astype(np.intp) * d + np.arange(d)).ravel()  # (n * D',) sample-major
     onehot_t = sp.csc_matrix(
         (np.ones(n * d, dtype=np.float32), rows, np.arange(n + 1) * d), shape=(padded * d, n)
     )
     counts = np.bincount(rows, minlength=padded * d).astype(np.float32)
     count_prefix = _prefix_sum_bins(counts.reshape(padded, d, 1))
+    flags = np.array(is_cat, dtype=bool)[order]
     data = _Data(
         n_bins=padded,
         n_active=d,
@@ -121,8 +182,9 @@ def _prepare(x_train: np.ndarray, x_test: np.ndarray, n_bins: int) -> tuple[_Dat
         n_train=n,
         codes_t=np.ascontiguousarray(np.concatenate([codes, codes_test]).T),
         count_prefix=count_prefix,
+        categorical=flags if flags.any() else None,
     )
-    return data, active
+    return data, np.array(owner, dtype=np.intp)[order]
 
 
 def _select(cond: np.ndarray, node: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -189,22 +251,40 @@ def _sparse_product(a: sp.csc_matrix, x: np.ndarray, out: np.ndarray) -> np.ndar
 
 
 def _best_splits(
-    cg: np.ndarray, cn: np.ndarray, crit: np.ndarray, den: np.ndarray, empty: np.ndarray
+    cg: np.ndarray,
+    cn: np.ndarray,
+    crit: np.ndarray,
+    den: np.ndarray,
+    empty: np.ndarray,
+    categorical: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Best split of every node from prefix sums over bins.
+
+    A latent flagged in ``categorical`` ``(D',)`` is split one category against the rest
+    (as a tree splits a one-hot column): its candidates are the per-bin sums, the
+    differences of consecutive prefix sums, instead of the prefix sums themselves.
 
     Args:
         cg: ``(B, D', C)`` float32: residual sum of the node's rows with code ``<= b``.
         cn: ``(B, D', C)`` or ``(B, D', 1)`` float32: their count.
         crit, den, empty: ``(B, D', C)`` float32 scratch arrays.
+        categorical: ``(D',)`` bool, or ``None`` when no latent is categorical.
 
     Returns:
         ``(latent (C,), bin (C,) uint8, gain (C,) float64)``: ``bin`` is ``_NO_SPLIT`` and
         ``gain`` 0 where the node is not split. The gain is the squared-error decrease
-        ``S_L²/n_L + S_R²/n_R − S²/n``.
+        ``S_L²/n_L + S_R²/n_R − S²/n``; a categorical split sends bin ``b``'s rows right.
     """
     n_cols = cg.shape[2]
     g_tot, n_tot = cg[-1], cn[-1]  # (D', C), (D', C or 1)
+    if categorical is not None:  # per-bin sums of the categorical latents
+        cat = np.flatnonzero(categorical)
+        g_tot, n_tot = g_tot.copy(), n_tot.copy()
+        cg, cn = cg.copy(), cn.copy()
+        cg[1:, cat] -= cg[:-1, cat].copy()
+        cn[1:, cat] -= cn[:-1, cat].copy()
+        if cn.shape[0] > _OTHER:  # rows of other columns' categories: never split off
+            cn[_OTHER, cat] = 0
     np.multiply(cg, n_tot, out=crit)  # S_L·n − S·n_L = n·(S_L − n_L·S/n)
     np.multiply(g_tot, cn, out=den)
     crit -= den
@@ -400,7 +480,7 @@ class _GroupBooster:
             m = 1 << level
             latent, b, gain = _best_splits(
                 self.level_g[level], self.level_n[level], self.crit[level], self.den[level],
-                self.empty[level],
+                self.empty[level], data.categorical,
             )
             self.gains += np.bincount(  # credit each split's gain to its latent
                 (latent * t + np.tile(np.arange(t), m)), weights=gain, minlength=self.gains.size
@@ -408,6 +488,11 @@ class _GroupBooster:
             cond = self.cond[level]  # train and test rows together
             np.take(data.codes_t, latent, axis=0, out=cond.reshape(m * t, -1))
             np.greater(cond, b.reshape(m, t, 1), out=cond.view(bool))
+            if data.categorical is not None:  # one category right, the rest left
+                cat = np.flatnonzero(data.categorical[latent] & (gain > 0))  # their splits
+                if cat.size:
+                    flat = cond.reshape(m * t, -1)
+                    flat[cat] = data.codes_t[latent[cat]] == b.ravel()[cat, None]
             right = _select(cond, node, self.mask)  # (T, N) 0/1
             if level:
                 np.left_shift(right, level, out=right)
@@ -519,6 +604,7 @@ def boost_importance(
     n_rounds: int = 100,
     learning_rate: float = 0.1,
     n_threads: int = 1,
+    categorical: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Boosted-tree importances and raw scores of every factor.
 
@@ -528,6 +614,10 @@ def boost_importance(
       exact midpoints when it has at most ``n_bins`` distinct values, else ``n_bins``
       quantile bins. Splits are ``code <= b`` — thresholds at bin edges instead of at the
       midpoint of the two train values around the split. Constant latents are never split.
+    * **Categorical latents** (``categorical``): each distinct value (over train and test
+      rows) is a category, and a split sends one category's rows one way and the rest the
+      other: the trees of ``GradientBoostingClassifier()`` on the
+      latent's one-hot columns, whose importances summed over the columns are the latent's.
     * **Loss and trees:** multinomial deviance with one regression tree per class and round
       (binomial deviance and one tree for a two-class factor), fitted to the negative
       gradient ``onehot(y) − softmax(raw)``; depth 3 (up to 8 leaves), a node splits when
@@ -564,6 +654,7 @@ def boost_importance(
         n_rounds: boosting rounds.
         learning_rate: shrinkage of every leaf value.
         n_threads: threads (factor groups).
+        categorical: ``(D,)`` bool, the latents to split by category; ``None``: none.
 
     Returns:
         ``(importance (D, K), raw_train, raw_test)``: importance columns sum to 1 (or are
@@ -586,7 +677,7 @@ def boost_importance(
     assert 2 <= n_bins <= 256 and n_rounds >= 1 and n_threads >= 1
     n_total_latents = x_train.shape[1]
     sizes = [int(y_train[:, k].max()) + 1 for k in range(y_train.shape[1])]
-    data, active = _prepare(x_train, x_test, n_bins)
+    data, owner = _prepare(x_train, x_test, n_bins, categorical)
     trees = [c if c > 2 else 1 for c in sizes]
     groups = _partition(trees, n_threads)  # one group per thread
 
@@ -604,7 +695,7 @@ def boost_importance(
     raw_train: list[np.ndarray] = [np.empty(0)] * len(sizes)
     raw_test: list[np.ndarray] = [np.empty(0)] * len(sizes)
     for group, (gains, raw, raw_te) in zip(groups, results, strict=True):
-        importance[np.ix_(active, group)] = gains
+        np.add.at(importance, (owner[:, None], np.array(group)[None, :]), gains)
         start = 0
         for k in group:
             raw_train[k] = raw[start : start + trees[k]].T  # (n_train, T_k)

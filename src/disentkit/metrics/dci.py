@@ -25,10 +25,15 @@ from threadpoolctl import threadpool_limits
 from disentkit._random import SeedLike, as_generator, int_seed
 from disentkit._validation import check_choice, check_fraction, check_n_jobs, prepare
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
-from disentkit.metrics._boost import MAX_DEPTH, boost_importance
+from disentkit.metrics._boost import MAX_DEPTH, boost_importance, category_codes
 from disentkit.metrics._split import split_train_test
 
 BACKENDS = ("gbt", "hist", "binned")
+#: ``latent_type`` values: latents read as numbers, or as labels of categories
+LATENT_TYPES = ("numeric", "categorical")
+#: most categories a latent may take with ``latent_type="categorical"`` (more would be a
+#: continuous latent passed by mistake: one one-hot column per value)
+MAX_CATEGORIES = 4096
 
 #: Settings of the ``"binned"`` backend: ``GradientBoostingClassifier()``'s recipe (100
 #: rounds, learning rate 0.1, depth-3 trees, squared-error splits, Newton leaf steps) on
@@ -408,15 +413,33 @@ def _fit_factor(
     return imp, float(np.mean(pred_train == y_train)), float(np.mean(pred_test == y_test))
 
 
+def _one_hot(
+    x_train: np.ndarray, x_test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-hot columns of every latent's categories (its distinct values over train and
+    test rows): float ``(n_train, ΣC)`` and ``(n_test, ΣC)``, and ``(ΣC,)`` the latent of
+    each column."""
+    tr, te, sizes = category_codes(x_train, x_test)
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # first column of each latent
+    out = []
+    for codes in (tr, te):
+        onehot = np.zeros((codes.shape[0], int(sizes.sum())))
+        np.put_along_axis(onehot, codes + start, 1.0, axis=1)
+        out.append(onehot)
+    return out[0], out[1], np.repeat(np.arange(sizes.size), sizes)
+
+
 def _fit_binned(
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
     n_jobs: int,
+    categorical: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit the ``"binned"`` backend on every factor at once: importance ``(D, K)``, train
-    and test accuracy ``(K,)``. ``n_jobs`` threads boost groups of factors side by side."""
+    and test accuracy ``(K,)``. ``n_jobs`` threads boost groups of factors side by side;
+    ``categorical`` splits every latent one category against the rest."""
     classes, codes = [], []
     for j in range(y_train.shape[1]):
         c, index = np.unique(y_train[:, j], return_inverse=True)
@@ -430,6 +453,7 @@ def _fit_binned(
         n_rounds=BINNED_PARAMS["n_rounds"],
         learning_rate=BINNED_PARAMS["learning_rate"],
         n_threads=max(1, int(effective_n_jobs(n_jobs))),
+        categorical=np.ones(x_train.shape[1], dtype=bool) if categorical else None,
     )
     train_acc = np.array([
         np.mean(classes[j][_classes_of(raw)] == y_train[:, j]) for j, raw in enumerate(raw_train)
@@ -456,6 +480,7 @@ def dci(
     factors: object,
     *,
     backend: str = "gbt",
+    latent_type: str = "numeric",
     train_fraction: float = 0.8,
     shuffle: bool = False,
     seed: SeedLike = None,
@@ -507,6 +532,16 @@ def dci(
       −0.037 on very noisy codes with few rows, where the reference's exact thresholds fit
       noise that 256 bins cannot; test accuracy within 0.017. Nothing is random:
       ``random_states`` are recorded but unused. Metric ID ``dci/binned@1``.
+    * ``latent_type="categorical"``: every latent is a label, not a number (the index of a
+      vector-codebook entry, say): each of its distinct values (over all rows, at most
+      4,096) becomes a one-hot column, the trees split one category against the rest, and
+      the importances of a latent's columns are summed into its row of ``R``. The scores
+      then do not depend on how the categories are numbered. ``"gbt"`` fits
+      ``GradientBoostingClassifier()`` on the one-hot columns (its time grows with their
+      number); ``"binned"`` grows the same trees from the latent's per-category histograms
+      (its raw scores equal the reference's up to float32 rounding and ties); ``"hist"`` is
+      not offered. Metric ID ``dci/<backend>-categorical@1``. The default ``"numeric"``
+      reads every latent as a number, as the reference does.
     * Split: one array pair is split into train and test rows (disentanglement_lib draws
       separate samples: 10,000 train and 5,000 test points). By default the first
       ``ceil(0.8 n)`` rows train and the rest test; ``shuffle=True`` permutes rows with
@@ -520,6 +555,7 @@ def dci(
         latents: float ``(n_samples, n_latents)``.
         factors: integer ``(n_samples, n_factors)``.
         backend: ``"gbt"`` (reference), ``"binned"`` (fast mode) or ``"hist"``.
+        latent_type: ``"numeric"`` (reference) or ``"categorical"`` (latents are labels).
         train_fraction: fraction of rows used to fit the classifiers, in ``(0, 1)``.
         shuffle: permute rows (with ``seed``) before splitting.
         seed: seeds the shuffle and each factor's classifier ``random_state``. ``None``
@@ -529,11 +565,13 @@ def dci(
             ``n_jobs=1``).
 
     Returns:
-        :class:`DCIResult`; every score in ``[0, 1]``, metric ID ``dci/<backend>@1``.
+        :class:`DCIResult`; every score in ``[0, 1]``, metric ID ``dci/<backend>@1``
+        (``dci/<backend>-categorical@1`` for categorical latents).
 
     Raises:
-        ValueError: unknown backend, ``train_fraction`` outside ``(0, 1)``, or a factor
-            with fewer than two classes among the train rows.
+        ValueError: unknown backend or latent type, ``train_fraction`` outside ``(0, 1)``,
+            a factor with fewer than two classes among the train rows, or, for categorical
+            latents, the ``"hist"`` backend or a latent with more than 4,096 values.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -549,6 +587,11 @@ def dci(
         ('dci/binned@1', 1.0, 1.0)
     """
     backend = check_choice(backend, "backend", BACKENDS)
+    latent_type = check_choice(latent_type, "latent_type", LATENT_TYPES)
+    categorical = latent_type == "categorical"
+    if categorical and backend == "hist":
+        raise ValueError("dci: latent_type='categorical' takes backend 'gbt' or 'binned'; "
+                         "received backend='hist'")
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if not isinstance(shuffle, bool | np.bool_):
         raise ValueError(f"shuffle must be True or False; received {shuffle!r}")
@@ -566,6 +609,15 @@ def dci(
     random_states = tuple(all_states[k] for k in p.kept_factors)
 
     x_train, x_test = p.latents[split.train], p.latents[split.test]  # (n_train, D), (n_test, D)
+    if categorical:
+        n_values = np.array([np.unique(p.latents[:, d]).size for d in range(p.latents.shape[1])])
+        wide = np.flatnonzero(n_values > MAX_CATEGORIES)
+        if wide.size:
+            raise ValueError(
+                f"dci: latent_type='categorical' takes latents with at most {MAX_CATEGORIES} "
+                f"distinct values; latent(s) {wide.tolist()} take {n_values[wide].tolist()}. "
+                "Continuous latents need latent_type='numeric'."
+            )
     y_train, y_test = p.factors[split.train], p.factors[split.test]  # (n_train, K), (n_test, K)
     for j, k in enumerate(p.kept_factors):
         classes = np.unique(y_train[:, j])
@@ -578,15 +630,26 @@ def dci(
             )
 
     if backend == "binned":
-        importance, train_acc, test_acc = _fit_binned(x_train, y_train, x_test, y_test, n_jobs)
+        importance, train_acc, test_acc = _fit_binned(
+            x_train, y_train, x_test, y_test, n_jobs, categorical
+        )
     else:
+        features_train, features_test = x_train, x_test
+        if categorical:
+            features_train, features_test, column_latent = _one_hot(x_train, x_test)
         fits = Parallel(n_jobs=n_jobs)(
             delayed(_fit_factor)(
-                backend, x_train, y_train[:, j], x_test, y_test[:, j], random_states[j]
+                backend, features_train, y_train[:, j], features_test, y_test[:, j],
+                random_states[j],
             )
             for j in range(y_train.shape[1])
         )
-        importance = np.column_stack([f[0] for f in fits])  # (D, K)
+        importance = np.column_stack([f[0] for f in fits])  # (D, K), (ΣC, K) one-hot
+        if categorical:  # a latent's importance: the sum over its one-hot columns
+            importance = np.stack([
+                np.bincount(column_latent, weights=col, minlength=p.latents.shape[1])
+                for col in importance.T
+            ], axis=1)
         train_acc = np.array([f[1] for f in fits])  # (K,)
         test_acc = np.array([f[2] for f in fits])  # (K,)
     d, c, per_latent, per_factor = dci_from_importance(importance)
@@ -603,13 +666,14 @@ def dci(
         classifier = f"binned GradientBoostingClassifier() ({params})"
     options: dict[str, Any] = {
         "backend": backend,
+        "latent_type": latent_type,
         "classifier": classifier,
         **split.describe(),
         "seed": seed if seed is None or isinstance(seed, int | np.integer) else "generator",
         "random_states": random_states,
     }
     return DCIResult(
-        metric_id=metric_id("dci", backend),
+        metric_id=metric_id("dci", f"{backend}-categorical" if categorical else backend),
         options=options,
         n_samples=p.n_samples,
         skipped_factors=p.skipped_factors,

@@ -11,11 +11,15 @@ Codebook indices are labels, not numbers (entry 7 is not "between" entries 6 and
 for the ``indices`` representation the mutual-information metrics use the discrete
 (plug-in) estimator on the labels (:data:`INDEX_OPTIONS`: InfoMEC with
 ``latent_type="discrete"``, MIG and modularity with ``estimator="discrete"``); histogram
-binning or kNN on label values would merge or neighbour unrelated entries. The classifier
-metrics (DCI, SAP, explicitness) read each index as a number, as the reference code does
-with its integer codes; their ``indices`` scores are meaningful only where indices follow
-the codebook's order (scalar codebooks whose values stay sorted), so prefer the
-``quantized`` representation for them.
+binning or kNN on label values would merge or neighbour unrelated entries. DCI splits each
+index one category against the rest (``latent_type="categorical"``: trees on one-hot
+columns, importances summed per latent), so its scores do not depend on how the entries
+are numbered; in reference mode that fits ``GradientBoostingClassifier()`` on one column
+per entry used, which takes minutes for wide codebooks (fast mode: about a second). SAP
+and explicitness read each index as a number, as the reference code does with its
+integer codes; their ``indices`` scores are meaningful only where indices follow the
+codebook's order (scalar codebooks whose values stay sorted), so prefer the ``quantized``
+representation for them.
 
 Sampled representations and the reconstruction pass draw from torch's RNG, seeded with
 ``seed`` inside :func:`torch.random.fork_rng`, so the scores are reproducible and the
@@ -44,6 +48,7 @@ INDEX_OPTIONS: dict[str, dict[str, Any]] = {
     "infomec": {"latent_type": "discrete"},
     "mig": {"estimator": "discrete"},
     "modularity": {"estimator": "discrete"},
+    "dci": {"latent_type": "categorical"},
 }
 
 
