@@ -277,12 +277,11 @@ def _best_splits(
     """
     n_cols = cg.shape[2]
     g_tot, n_tot = cg[-1], cn[-1]  # (D', C), (D', C or 1)
-    if categorical is not None:  # per-bin sums of the categorical latents
-        cat = np.flatnonzero(categorical)
-        g_tot, n_tot = g_tot.copy(), n_tot.copy()
+    if categorical is not None:  # per-bin sums of the categorical latents, in copies
+        cat = np.flatnonzero(categorical)  # (the totals above stay views of the inputs)
         cg, cn = cg.copy(), cn.copy()
-        cg[1:, cat] -= cg[:-1, cat].copy()
-        cn[1:, cat] -= cn[:-1, cat].copy()
+        cg[1:, cat] -= cg[:-1, cat]  # fancy indexing reads the right side before writing
+        cn[1:, cat] -= cn[:-1, cat]
         if cn.shape[0] > _OTHER:  # rows of other columns' categories: never split off
             cn[_OTHER, cat] = 0
     np.multiply(cg, n_tot, out=crit)  # S_L·n − S·n_L = n·(S_L − n_L·S/n)

@@ -413,20 +413,12 @@ def _fit_factor(
     return imp, float(np.mean(pred_train == y_train)), float(np.mean(pred_test == y_test))
 
 
-def _one_hot(
-    x_train: np.ndarray, x_test: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One-hot columns of every latent's categories (its distinct values over train and
-    test rows): float ``(n_train, ΣC)`` and ``(n_test, ΣC)``, and ``(ΣC,)`` the latent of
-    each column."""
-    tr, te, sizes = category_codes(x_train, x_test)
-    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # first column of each latent
-    out = []
-    for codes in (tr, te):
-        onehot = np.zeros((codes.shape[0], int(sizes.sum())))
-        np.put_along_axis(onehot, codes + start, 1.0, axis=1)
-        out.append(onehot)
-    return out[0], out[1], np.repeat(np.arange(sizes.size), sizes)
+def _one_hot(codes: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
+    """One-hot columns of category codes ``(n, D)`` (:func:`category_codes`): float
+    ``(n, width)``, latent ``d``'s categories in the columns from ``start[d]`` on."""
+    onehot = np.zeros((codes.shape[0], width))
+    np.put_along_axis(onehot, codes + start, 1.0, axis=1)
+    return onehot
 
 
 def _fit_binned(
@@ -609,8 +601,8 @@ def dci(
     random_states = tuple(all_states[k] for k in p.kept_factors)
 
     x_train, x_test = p.latents[split.train], p.latents[split.test]  # (n_train, D), (n_test, D)
-    if categorical:
-        n_values = np.array([np.unique(p.latents[:, d]).size for d in range(p.latents.shape[1])])
+    if categorical:  # categories over all rows, as the one-hot columns take them
+        codes_train, codes_test, n_values = category_codes(x_train, x_test)
         wide = np.flatnonzero(n_values > MAX_CATEGORIES)
         if wide.size:
             raise ValueError(
@@ -636,7 +628,10 @@ def dci(
     else:
         features_train, features_test = x_train, x_test
         if categorical:
-            features_train, features_test, column_latent = _one_hot(x_train, x_test)
+            start = np.concatenate([[0], np.cumsum(n_values)[:-1]])  # each latent's 1st column
+            width = int(n_values.sum())
+            features_train = _one_hot(codes_train, start, width)
+            features_test = _one_hot(codes_test, start, width)
         fits = Parallel(n_jobs=n_jobs)(
             delayed(_fit_factor)(
                 backend, features_train, y_train[:, j], features_test, y_test[:, j],
@@ -646,10 +641,7 @@ def dci(
         )
         importance = np.column_stack([f[0] for f in fits])  # (D, K), (ΣC, K) one-hot
         if categorical:  # a latent's importance: the sum over its one-hot columns
-            importance = np.stack([
-                np.bincount(column_latent, weights=col, minlength=p.latents.shape[1])
-                for col in importance.T
-            ], axis=1)
+            importance = np.add.reduceat(importance, start, axis=0)  # (D, K)
         train_acc = np.array([f[1] for f in fits])  # (K,)
         test_acc = np.array([f[2] for f in fits])  # (K,)
     d, c, per_latent, per_factor = dci_from_importance(importance)
