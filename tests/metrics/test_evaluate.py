@@ -144,20 +144,49 @@ def test_knn_scores_get_no_bootstrap_interval_and_say_why(pair) -> None:
     assert entry["intervals"] == {} and "kNN" in entry["intervals_note"]
 
 
-def test_random_baseline_of_discrete_latents_is_labels_of_the_same_cardinality() -> None:
+def test_random_baseline_keeps_each_columns_values_and_cardinality() -> None:
     from disentkit.metrics.evaluate import _random_baseline
 
     rng = np.random.default_rng(0)
     labels = np.stack([rng.integers(0, 5, 400), rng.integers(10, 13, 400)], 1).astype(float)
     base = _random_baseline(labels, np.random.default_rng(1))
     assert base.shape == labels.shape
-    assert [len(np.unique(base[:, j])) for j in range(2)] == [5, 3]
-    assert np.array_equal(base, np.round(base)) and base.min() == 0
+    for j in range(2):
+        assert set(np.unique(base[:, j])) == set(np.unique(labels[:, j]))
+    codebook = np.array([-1.3, -0.2, 0.4, 2.5])  # float codebook values, as QLAE's
+    quantized = codebook[rng.integers(0, 4, (400, 3))]
+    drawn = _random_baseline(quantized, np.random.default_rng(1))
+    for j in range(3):
+        assert set(np.unique(drawn[:, j])) == set(codebook)
+    assert not np.array_equal(drawn, quantized)
     continuous = rng.standard_normal((400, 2))
     gauss = _random_baseline(continuous, np.random.default_rng(1))
     assert len(np.unique(gauss[:, 0])) == 400
+    mixed = np.column_stack([continuous[:, 0], np.zeros(400)])  # a dead latent stays dead
+    m = _random_baseline(mixed, np.random.default_rng(1))
+    assert len(np.unique(m[:, 0])) == 400 and np.all(m[:, 1] == 0)
     wide = rng.integers(0, 150, (400, 1)).astype(float)  # 150-entry codebook indices
-    drawn = _random_baseline(wide, np.random.default_rng(1))
-    assert np.array_equal(drawn, np.round(drawn)) and drawn.max() < len(np.unique(wide))
-    many = np.arange(400.0)[:, None]  # integers, each row its own value: not labels
+    assert set(np.unique(_random_baseline(wide, np.random.default_rng(1)))) <= set(
+        np.unique(wide))
+    many = np.arange(400.0)[:, None]  # each row its own value: not discrete
     assert len(np.unique(_random_baseline(many, np.random.default_rng(1)))) == 400
+
+
+@pytest.mark.parametrize("kind", ["quantized", "indices", "continuous"])
+def test_random_baseline_carries_the_metric_ids_of_its_representation(kind) -> None:
+    rng = np.random.default_rng(4)
+    factors = rng.integers(0, 6, (2000, 3))
+    codebook = np.linspace(-1.5, 1.5, 10)
+    idx = np.clip(factors * 2 + rng.integers(0, 2, factors.shape), 0, 9)
+    latents = {
+        "quantized": codebook[idx],
+        "indices": idx.astype(float),
+        "continuous": factors + 0.3 * rng.standard_normal(factors.shape),
+    }[kind]
+    out = evaluate(latents, factors, metrics=["infomec", "mig", "dci"], mode="fast",
+                   baselines=["random"])
+    for name, result in out.results.items():
+        assert out.baselines["random"][name].metric_id == result.metric_id, name
+    # the null level is that of the same estimator: random labels carry almost no MI
+    if kind != "continuous":
+        assert out.baselines["random"]["infomec"].infom < 0.2 < out.results["infomec"].infom

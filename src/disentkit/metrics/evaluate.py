@@ -244,21 +244,42 @@ def _run_suite(
 
 
 def _random_baseline(latents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random latents shaped like ``latents``: labels for discrete ones, else Gaussian.
+    """Random latents shaped like ``latents``, each column as discrete as its original.
 
-    Discrete: every column integer-valued with at most ``n_samples // 2`` distinct values
-    (codebook indices); each column then gets uniform labels ``0 .. n_j − 1`` with its own
-    number of distinct values ``n_j``, so label-based estimators see a null of the same
-    cardinality.
+    A column with at most ``n_samples // 2`` distinct values (codebook values, code
+    indices, labels, a dead constant latent) is redrawn uniformly from **its own distinct
+    values**: the same values and the same number of them, so every metric's automatic
+    choices (discrete or continuous latent type, estimator, binning, one-hot features) read
+    the baseline as they read the representation, and the two carry the same metric IDs.
+    Any other column is standard Gaussian.
+
+    Args:
+        latents: ``(n_samples, n_latents)``.
+        rng: the baseline's generator.
+
+    Returns:
+        float64 ``(n_samples, n_latents)``.
+
+    Example:
+        >>> z = np.repeat([[-0.5, 2.0], [0.5, 3.0]], 50, axis=0)  # two 2-value codebooks
+        >>> b = _random_baseline(z, np.random.default_rng(0))
+        >>> np.unique(b[:, 0]).tolist(), np.unique(b[:, 1]).tolist()
+        ([-0.5, 0.5], [2.0, 3.0])
     """
-    lat = np.asarray(latents)
-    if lat.size and np.all(np.isfinite(lat)) and np.all(lat == np.round(lat)):
-        s = np.sort(lat, axis=0)
-        n_unique = 1 + np.count_nonzero(s[1:] != s[:-1], axis=0)  # (D,)
-        if np.all(n_unique <= lat.shape[0] // 2):
-            cols = [rng.integers(0, int(k), lat.shape[0]) for k in n_unique]
-            return np.stack(cols, axis=1).astype(np.float64)
-    return rng.standard_normal(lat.shape)
+    lat = np.asarray(latents, dtype=np.float64)
+    n, d = lat.shape
+    out = np.empty((n, d), dtype=np.float64)
+    s = np.sort(lat, axis=0)
+    distinct = np.ones((n, d), dtype=bool)
+    distinct[1:] = s[1:] != s[:-1]  # first occurrence of each value, per column
+    n_unique = distinct.sum(axis=0)  # (D,)
+    for j in range(d):  # one draw per column: D is small, the draws are vectorised
+        if np.all(np.isfinite(s[:, j])) and n_unique[j] <= n // 2:
+            values = s[distinct[:, j], j]  # (n_unique_j,)
+            out[:, j] = values[rng.integers(0, values.size, n)]
+        else:
+            out[:, j] = rng.standard_normal(n)
+    return out
 
 
 def evaluate(
@@ -300,11 +321,12 @@ def evaluate(
             can miss the point estimate, and the basic interval, which reflects the shift
             back, sits on the other side of it. Report the method with the interval.
         baselines: ``True`` for all, or a list from ``"ground_truth"`` (the factors
-            themselves as latents) and ``"random"`` (standard Gaussian latents of the same
-            shape; for discrete latents, where every column holds integers with at most
-            ``n_samples // 2`` distinct values, uniform random labels with each column's
-            number of distinct values): the same suite is computed on each, beside the
-            user's scores.
+            themselves as latents) and ``"random"`` (latents of the same shape, each column
+            redrawn uniformly from its own distinct values when it has at most
+            ``n_samples // 2`` of them — codebook values, indices — else standard Gaussian;
+            so a baseline goes through the same estimators and carries the same metric IDs
+            as the representation): the same suite, with the same options, is computed on
+            each, beside the user's scores.
         shuffle: for metrics with a train/test split, permute rows with the seed first.
         n_jobs: parallel jobs for metrics that fit one classifier per factor (joblib's
             convention; default -1: every core). The numbers do not depend on it.
