@@ -203,3 +203,15 @@ def test_cli_run_local_and_collect(tmp_path):
     result = runner.invoke(app, ["study", "collect", str(out)])
     assert result.exit_code == 0, result.output
     assert "1 done, 0 failed, 0 pending" in result.output
+
+
+def test_a_study_directory_has_one_driver_and_job_arrays_share_it(finished):
+    from disentkit._lock import DirectoryInUseError, hold_directory
+
+    out, _ = finished
+    with hold_directory(out, what="study directory"):  # a live driver elsewhere
+        with pytest.raises(DirectoryInUseError, match=r"study directory .* is in use by pid"):
+            run_study(_spec(), out, executor="local", progress=False)
+    with hold_directory(out, shared=True):  # another process of a job array
+        outcome = run_study(_spec(), out, model_nums="0", executor="local", progress=False)
+    assert outcome.skipped == (0,)  # done already, never redone

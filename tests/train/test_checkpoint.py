@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import pickle
@@ -17,6 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from disentkit import DisentkitWarning
+from disentkit._lock import DirectoryInUseError
 from disentkit.models import build_model
 from disentkit.train import checkpoint as ck
 from disentkit.train.checkpoint import (
@@ -53,23 +56,54 @@ def test_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(path, {"step": 4, "weights": torch.arange(6.0)})
     before = path.read_bytes()
 
-    real_save = torch.save
-
-    def dying_save(obj, f, *args, **kwargs):
-        real_save(obj, f, *args, **kwargs)
-        with open(f, "r+b") as fh:  # half of the file written, then the "crash"
-            fh.truncate(len(before) // 2)
+    def dying_write(tmp, data):
+        tmp.write_bytes(data[: len(data) // 2])  # half of the file written, then the "crash"
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(torch, "save", dying_save)
+    monkeypatch.setattr(ck, "_write_file", dying_write)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"step": 8, "weights": torch.zeros(6)})
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.undo()
 
     assert path.read_bytes() == before
     assert _files(path.parent) == ["last.ckpt"]  # no temporary file left behind
     state = load_checkpoint(path)
     assert state["step"] == 4 and torch.equal(state["weights"], torch.arange(6.0))
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    save_checkpoint(path, {"step": 4, "weights": torch.arange(6.0)})
+    save_checkpoint(path, {"step": 8, "weights": torch.arange(6.0) + 1})
+    assert load_checkpoint(ck.previous_checkpoint(path))["step"] == 4
+
+    def full_disk(tmp, data):
+        tmp.write_bytes(data[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck, "_write_file", full_disk)
+    with pytest.raises(ck.CheckpointWriteError, match="no space left on device") as e:
+        save_checkpoint(path, {"step": 12, "weights": torch.zeros(6)})
+    assert "last.ckpt, previous.ckpt) is intact" in str(e.value)
+    assert isinstance(e.value, ValueError)  # one line from the CLI, not a traceback
+    monkeypatch.undo()
+    assert _files(path.parent) == ["last.ckpt", "previous.ckpt"]
+    assert load_checkpoint(path)["step"] == 8
+    assert load_checkpoint(ck.previous_checkpoint(path))["step"] == 4
+
+
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    path = tmp_path / "last.ckpt"
+    save_checkpoint(path, {"step": 4, "weights": torch.arange(6.0)})
+    save_checkpoint(path, {"step": 8, "weights": torch.arange(6.0)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])  # an interrupted copy
+    state, read, problems = ck.load_latest_checkpoint(path)
+    assert (state["step"], read.name) == (4, "previous.ckpt")
+    assert len(problems) == 1 and "cannot read checkpoint" in problems[0]
+    ck.previous_checkpoint(path).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        ck.load_latest_checkpoint(path)
 
 
 def test_killed_writes_leave_only_temporaries_that_are_removed(tmp_path):
@@ -203,6 +237,9 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path):
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 12:
+                # a second writer is refused at once, naming the live holder
+                with pytest.raises(DirectoryInUseError, match=f"in use by pid {proc.pid}"):
+                    fit(config, run_dir=killed, resume=True, progress=False)
                 time.sleep(0.1)  # land between two checkpoints
                 proc.send_signal(signal.SIGKILL)
                 break
@@ -226,3 +263,33 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path):
     assert _rows(killed) != [] and [r["loss"] for r in _rows(killed)] == [
         r["loss"] for r in _rows(straight)]
     assert not list(killed.rglob(".*.tmp"))
+
+
+def test_training_survives_a_truncated_checkpoint_and_a_full_disk(tmp_path, monkeypatch):
+    config = tiny_config(steps=20, checkpoint_every=5, log_every=5)
+    run = fit(config, run_dir=tmp_path / "run", progress=False)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # last.ckpt damaged after the run ended
+    longer = {**config, "steps": 30}
+    with pytest.warns(DisentkitWarning, match="resuming from previous.ckpt \\(step 15\\)"):
+        fit(longer, run_dir=run, resume=True, progress=False)
+    straight = fit(longer, run_dir=tmp_path / "straight", progress=False)
+    assert _same_weights(run, straight)  # steps 15-30 retaken exactly
+
+    writes = []
+
+    def full_disk_at_the_second_checkpoint(tmp, data):
+        writes.append(tmp)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        tmp.write_bytes(data)
+
+    monkeypatch.setattr(ck, "_write_file", full_disk_at_the_second_checkpoint)
+    with pytest.raises(ck.CheckpointWriteError, match="no space left on device"):
+        fit(config, run_dir=tmp_path / "full", progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["step"] == 5
+    again = fit(config, run_dir=tmp_path / "full", resume=True, progress=False)
+    assert load_checkpoint(again / "checkpoints" / "last.ckpt")["step"] == 20
+    assert _same_weights(again, fit(config, run_dir=tmp_path / "ref", progress=False))

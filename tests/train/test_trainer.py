@@ -49,8 +49,8 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 def test_a_tiny_run_lowers_its_loss_and_writes_the_run_directory(vae_run):
     names = {p.relative_to(vae_run).as_posix() for p in vae_run.rglob("*") if p.is_file()}
-    assert names == {"config.json", "checkpoints/last.ckpt", "log/metrics.csv",
-                     "model.safetensors", "model.json"}
+    assert names == {"config.json", "checkpoints/last.ckpt", "checkpoints/previous.ckpt",
+                     "log/metrics.csv", "model.safetensors", "model.json", ".lock"}
     rows = _rows(vae_run)
     assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
     first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])

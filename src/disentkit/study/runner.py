@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from disentkit._atomic import atomic_write, write_json
+from disentkit._lock import hold_directory
 from disentkit.study.results import (
     ATTEMPTS_FILE,
     DONE_FILE,
@@ -49,7 +50,7 @@ from disentkit.study.results import (
     run_dir,
     write_results,
 )
-from disentkit.study.spec import StudySpec, expand, load_spec, parse_model_nums
+from disentkit.study.spec import RunSpec, StudySpec, expand, load_spec, parse_model_nums
 
 EXECUTORS = ("ray", "local")
 
@@ -374,6 +375,17 @@ def run_study(
     selected = parse_model_nums(model_nums, len(runs))
     check_datasets(runs[n] for n in selected)
     study = init_study_dir(study_spec, out)
+    # One driver per study directory; the processes of a job array (--model-num) share it.
+    with hold_directory(study, what="study directory", shared=model_nums is not None):
+        return _run_selected(study, study_spec, runs, selected, executor, resources,
+                             progress, note, address, num_cpus)
+
+
+def _run_selected(
+    study: Path, study_spec: StudySpec, runs: list[RunSpec], selected: list[int],
+    executor: str, resources: dict[str, Any], progress: bool,
+    note: Callable[[str], None] | None, address: str | None, num_cpus: int | None,
+) -> StudyOutcome:
     skipped = [n for n in selected if is_done(run_dir(study, n))]
     todo = [n for n in selected if n not in set(skipped)]
     reporter = StudyProgress(len(selected), len(skipped), enabled=progress,

@@ -48,16 +48,20 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from disentkit._lock import hold_directory
+from disentkit._validation import DisentkitWarning
 from disentkit.train.checkpoint import (
     atomic_write,
-    load_checkpoint,
+    load_latest_checkpoint,
+    previous_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
     save_model,
@@ -197,9 +201,9 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
 
 def _checkpoint_step(run_dir: Path) -> int:
     path = run_dir / CHECKPOINT_PATH
-    if not path.is_file():
+    if not (path.is_file() or previous_checkpoint(path).is_file()):
         return 0
-    return int(load_checkpoint(path)["step"])
+    return int(load_latest_checkpoint(path)[0]["step"])
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -526,29 +530,36 @@ def fit(
 
     dataset = get_dataset(cfg.data, **cfg.data_options)
     cfg = resolve_config(cfg, dataset)
-    chosen = _prepare_run_dir(cfg, None if run_dir is None else Path(run_dir), resume) if (
-        fabric.is_global_zero
-    ) else None
-    path = Path(fabric.broadcast(str(chosen) if chosen is not None else None, src=0))
-    fabric.barrier()
-    cfg = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
-    ckpt_path = path / CHECKPOINT_PATH
-    if fabric.is_global_zero:
-        remove_stale_temporaries(ckpt_path.parent)
-        remove_stale_temporaries(path)
+    with ExitStack() as lock:
+        chosen = None
+        if fabric.is_global_zero:
+            # One writer per run directory: a second process resuming it is refused at once,
+            # naming the holder; the OS releases the lock if this process is killed.
+            target = Path(run_dir).expanduser() if run_dir is not None else (
+                None if resume else _default_run_dir(cfg))
+            if target is not None:
+                lock.enter_context(hold_directory(target, what="run directory"))
+            chosen = _prepare_run_dir(cfg, target, resume)
+        path = Path(fabric.broadcast(str(chosen) if chosen is not None else None, src=0))
+        fabric.barrier()
+        cfg = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
+        ckpt_path = path / CHECKPOINT_PATH
+        if fabric.is_global_zero:
+            remove_stale_temporaries(ckpt_path.parent)
+            remove_stale_temporaries(path)
 
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    previous_benchmark = torch.backends.cudnn.benchmark
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    try:
-        return _train(cfg, path, fabric, dataset, resume, progress, build_model,
-                      FactorBatchLoader, to_float)
-    finally:
-        torch.use_deterministic_algorithms(previous_deterministic)
-        torch.backends.cudnn.benchmark = previous_benchmark
+        previous_deterministic = torch.are_deterministic_algorithms_enabled()
+        previous_benchmark = torch.backends.cudnn.benchmark
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        try:
+            return _train(cfg, path, fabric, dataset, resume, progress, build_model,
+                          FactorBatchLoader, to_float)
+        finally:
+            torch.use_deterministic_algorithms(previous_deterministic)
+            torch.backends.cudnn.benchmark = previous_benchmark
 
 
 def _train(
@@ -590,8 +601,12 @@ def _train(
     precision = fabric.strategy.precision
 
     start = 0
-    if resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
+    fallback_note = ""
+    if resume and (ckpt_path.is_file() or previous_checkpoint(ckpt_path).is_file()):
+        state, read_from, problems = load_latest_checkpoint(ckpt_path)
+        if problems:
+            fallback_note = (f"{'; '.join(problems)}: resuming from {read_from.name} "
+                             f"(step {int(state['step'])}) instead")
         model.load_state_dict(state["model"])
         for name, opt in raw_opts.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -626,6 +641,9 @@ def _train(
     saved_at = start if start else -1
     model.train()
     reporter = _Progress(progress and fabric.is_global_zero, cfg.steps, start)
+    if fallback_note:
+        warnings.warn(fallback_note, DisentkitWarning, stacklevel=2)
+        reporter.note(fallback_note)
     if start:
         reporter.note(f"resuming {path} at step {start} of {cfg.steps}")
     else:
