@@ -87,3 +87,52 @@ def test_small_study_on_local_ray(local_ray, tmp_path):
     again = run_study(SMALL, out, progress=False)
     assert again.ran == () and again.skipped == (0, 1, 2, 3)
     assert [len(read_attempts(run_dir(out, n))) for n in range(4)] == before
+
+
+_DRIVER = """
+import sys
+from disentkit.study import run_study
+run_study(sys.argv[1], sys.argv[2], progress=False)
+"""
+
+
+def test_a_killed_driver_rerun_loses_and_duplicates_nothing(tmp_path):
+    """SIGKILL the study's driver while trials are in flight, run it again: every run is
+    in the table once, and a run that was in flight continues from its checkpoint."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    spec = yaml.safe_load(SMALL.read_text())
+    spec["train"].update(steps=120, checkpoint_every=10, log_every=10)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "study"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, str(spec_path), str(out)],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    first = run_dir(out, 0) / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and driver.poll() is None and not first.is_file():
+            time.sleep(0.05)
+        assert first.is_file(), "run 0 never wrote a checkpoint"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == -signal.SIGKILL
+    assert not (run_dir(out, 0) / "study_run.json").exists()  # run 0 was in flight
+
+    rerun = subprocess.run([sys.executable, "-c", _DRIVER, str(spec_path), str(out)],
+                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    frame = pd.read_parquet(out / "results.parquet")
+    assert sorted(frame["model_num"]) == [0, 1, 2, 3]  # each run once: no loss, no duplicate
+    assert list(frame["status"]) == ["done"] * 4
+    resumed = [a for a in read_attempts(run_dir(out, 0)) if a["start_step"] > 0]
+    assert resumed, read_attempts(run_dir(out, 0))  # continued from its checkpoint
