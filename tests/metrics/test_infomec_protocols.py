@@ -318,3 +318,17 @@ def test_evaluate_and_cli_options_select_the_protocol(continuous) -> None:
     )
     direct = run(z, s, seed=0, protocol="training", **METRICS["infomec"].fast_options)
     assert flat["infomec.infom"] == direct.infom and flat["infomec.infoe"] == direct.infoe
+
+
+def test_run_evaluation_index_options_one_hot_indices_under_both_protocols(quantized) -> None:
+    from disentkit.train.evaluate_run import INDEX_OPTIONS
+
+    _, idx, s = quantized
+    as_float = idx.astype(np.float64)  # the run evaluation's representation arrays
+    options = INDEX_OPTIONS["infomec"]
+    standalone = run(as_float, s, **options)
+    assert standalone.metric_id == "infomec/discrete-prune20-insample@1"  # unchanged
+    assert standalone.scores() == run(as_float, s, latent_type="discrete").scores()
+    training = run(as_float, s, protocol="training", **options)
+    assert training.metric_id == "infomec/training-discrete-prune8-onehot-insample@1"
+    assert training.scores() == run(idx, s, protocol="training").scores()
