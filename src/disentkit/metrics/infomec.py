@@ -400,7 +400,7 @@ def infomec(
         split_tag = "noinfoe"
     tags = [f"training-{mi.variant}" if spec.name == "training" else mi.variant, prune_tag]
     if infoe and (spec.name == "training" or onehot != (latent_type == "discrete")):
-        tags.append("onehot" if onehot else "std")  # not the standalone rule's features
+        tags.append("onehot" if onehot else "std")  # always for training; else off-rule only
     tags.append(split_tag)
     options: dict[str, Any] = {
         "protocol": spec.name,
