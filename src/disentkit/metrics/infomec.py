@@ -2,8 +2,11 @@
 
 Reference: K. Hsu, W. Dorrell, J. Whittington, J. Wu, C. Finn, "Disentanglement via Latent
 Quantization", NeurIPS 2023, and its code (``disentangle/metrics/infomec.py``, the standalone
-evaluation; ``disentangle/metrics/{mutual_information,explicitness}.py``, the training-time
-variant).
+evaluation; ``disentangle/metrics/{mutual_information,explicitness}.py`` as called by
+``scripts/train_ae.py``, the training-time evaluation that logged the paper's numbers).
+
+The two reference files make different estimator choices; both are offered as named
+protocols (:data:`PROTOCOLS`, option ``protocol``), and the metric ID says which one scored.
 """
 
 from __future__ import annotations
@@ -35,12 +38,48 @@ from disentkit.metrics._threads import map_costliest_first
 
 LATENT_TYPES = ("auto", "continuous", "discrete")
 PRUNING = ("standalone", "training", "none")
+#: ``"standalone"``: LQ's standalone ``infomec.py``; ``"training"``: LQ's training-time
+#: evaluation (``mutual_information.py`` + ``explicitness.py``), the paper's numbers.
+PROTOCOLS = ("standalone", "training")
+INFOE_FEATURES = ("auto", "onehot", "standardized")
 INFOE_SPLITS = ("same", "heldout")
 #: ``latent_type="auto"`` calls a column discrete when it takes at most this many values
 #: (and at most half as many as there are samples).
 MAX_DISCRETE_VALUES = 64
 #: Range fractions below which a latent counts as inactive (LQ standalone / training code).
 PRUNE_FRACTION = {"standalone": 1 / 20, "training": 1 / 8}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The estimator choices of one reference InfoMEC implementation.
+
+    Attributes:
+        name: ``"standalone"`` or ``"training"``.
+        n_neighbors: k of the kNN MI estimator (continuous latents).
+        standardize: centre and scale latents before the kNN estimator.
+        pruning: the range rule for inactive latents (see :data:`PRUNE_FRACTION`).
+        clip_nmi: clip ``I / H`` at 1 (kNN estimates can exceed ``H``).
+        fixed: the choices above are the protocol's definition: a call that asks for
+            another value is an error (``False``: they are defaults a call may change).
+    """
+
+    name: str
+    n_neighbors: int
+    standardize: bool
+    pruning: str
+    clip_nmi: bool
+    fixed: bool
+
+
+#: The protocols' settings. InfoE's features also differ (one-hot for discrete latents in
+#: ``standalone``; one-hot only for integer arrays in ``training``): see ``infomec``.
+PROTOCOL_SETTINGS = {
+    "standalone": Protocol("standalone", n_neighbors=10, standardize=True,
+                           pruning="standalone", clip_nmi=True, fixed=False),
+    "training": Protocol("training", n_neighbors=3, standardize=False, pruning="training",
+                         clip_nmi=False, fixed=True),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +93,8 @@ class InfoMECResult(MetricResult):
         infom: modularity: does each active latent inform about one factor only?
         infoc: compactness: is each factor captured by one active latent only?
         infoe: explicitness: how much of each factor a linear classifier reads out.
-        nmi: ``(D, K)`` normalised MI ``I(z_d; s_k) / H(s_k)`` clipped to ``[0, 1]``.
+        nmi: ``(D, K)`` normalised MI ``I(z_d; s_k) / H(s_k)``, clipped to ``[0, 1]``
+            (standalone protocol) or as estimated (training protocol; ≥ 0).
         mutual_info: ``(D, K)`` MI in nats, as estimated (before normalising and clipping).
         factor_entropy: ``(K,)`` plug-in entropy of each factor, nats.
         latent_type: ``"continuous"`` or ``"discrete"`` (resolved when ``"auto"``).
@@ -103,18 +143,22 @@ class InfoMECResult(MetricResult):
         ScoreInfo("infoe", zero_when_independent=True),
     ),
     fast_options={"infoe_max_samples": 2000, "infoe_rows_per_feature": 200},
-    reference="Hsu et al. 2023 (latent quantization); LQ disentangle/metrics/infomec.py",
+    reference="Hsu et al. 2023 (latent quantization); LQ disentangle/metrics/infomec.py "
+    "(protocol='standalone'), disentangle/metrics/{mutual_information,explicitness}.py "
+    "(protocol='training')",
 )
 def infomec(
     latents: object,
     factors: object,
     *,
+    protocol: str = "standalone",
     latent_type: str = "auto",
     estimator: str | None = None,
-    n_neighbors: int = 10,
-    standardize: bool = True,
+    n_neighbors: int | None = None,
+    standardize: bool | None = None,
     n_bins: int = 20,
-    pruning: str = "standalone",
+    pruning: str | None = None,
+    infoe_features: str = "auto",
     infoe_split: str = "same",
     train_fraction: float = 0.8,
     shuffle: bool = False,
@@ -127,8 +171,9 @@ def infomec(
 ) -> InfoMECResult:
     """InfoM, InfoC and InfoE (Hsu et al. 2023).
 
-    With ``NMI[d, k] = I(z_d; s_k) / H(s_k)`` (clipped to ``[0, 1]``; kNN estimates can
-    exceed ``H(s_k)`` slightly), ``K`` factors and the ``n_a`` active latents:
+    With ``NMI[d, k] = I(z_d; s_k) / H(s_k)`` (clipped at 1 by the standalone protocol:
+    kNN estimates can exceed ``H(s_k)`` slightly), ``K`` factors and the ``n_a`` active
+    latents:
 
     - ``InfoM = (mean_d max_k NMI[d, k] / Σ_k NMI[d, k] − 1/K) / (1 − 1/K)`` over active
       latents whose NMI column is not all zero;
@@ -139,17 +184,32 @@ def infomec(
       classifier on all-zero features (``= log(#classes)`` under balanced class weights);
       clipped at 0 where the classifier does worse than the null.
 
-    Reference choices (LQ's standalone ``infomec.py``): continuous latents — kNN MI
-    (Ross 2014, as ``mutual_info_classif``) with ``n_neighbors=10`` on standardised latents;
-    discrete latents (quantized values, code indices) — plug-in MI of the distinct values.
-    Pruning ``"standalone"``: a continuous latent is active when its range (max − min of the
-    raw values) exceeds 1/20 of the largest range, a discrete one when its range is > 0.
-    ``"training"`` (LQ's training-time code): range > 1/8 of the largest, for both types (that
-    code also uses ``n_neighbors=3, standardize=False``); ``"none"``: every latent is active.
-    InfoE's classifier is ``LogisticRegression(C=inf, solver="lbfgs", max_iter=100,
-    tol=1e-4, class_weight="balanced")`` on standardised continuous latents or one-hot
-    discrete latents; CE is the unweighted log-loss (``sklearn.metrics.log_loss`` of
-    ``predict_proba``), fit and scored on the same rows (``infoe_split="same"``, as LQ).
+    Two protocols, after the reference's two implementations (``protocol``; the metric ID
+    starts with ``training-`` for the second, so their numbers are never mixed up):
+
+    - ``"standalone"`` (default; LQ's standalone ``infomec.py``): continuous latents — kNN
+      MI (Ross 2014, as ``mutual_info_classif``) with ``n_neighbors=10`` on standardised
+      latents; discrete latents (quantized values, code indices) — plug-in MI of the
+      distinct values; NMI clipped at 1. Pruning ``"standalone"``: a continuous latent is
+      active when its range (max − min of the raw values) exceeds 1/20 of the largest range,
+      a discrete one when its range is > 0. InfoE's features: standardised continuous
+      latents, one-hot discrete latents. ``n_neighbors``, ``standardize`` and ``pruning``
+      are defaults here: other values are allowed and named in the metric ID.
+    - ``"training"`` (LQ's training-time evaluation, which logged the paper's numbers): kNN
+      MI with ``n_neighbors=3`` on raw latents (``standardize=False``), plug-in MI for
+      discrete latents, NMI not clipped; pruning ``"training"``: range > 1/8 of the largest,
+      for both types; InfoE's features standardised unless the latents are an *integer*
+      array (code indices), then one-hot — so a scalar codebook's float values (QLAE) get
+      standardised features, like continuous latents. The protocol fixes ``n_neighbors``,
+      ``standardize`` and ``pruning``: asking for other values is a ``ValueError``; the
+      estimator must be the latent type's (``"histogram"`` is allowed for continuous latents,
+      the binned variant that code also logged).
+
+    ``pruning="none"`` (standalone only): every latent is active. InfoE's classifier is
+    ``LogisticRegression(C=inf, solver="lbfgs", max_iter=100, tol=1e-4,
+    class_weight="balanced")`` in both protocols; CE is the unweighted log-loss
+    (``sklearn.metrics.log_loss`` of ``predict_proba``), fit and scored on the same rows
+    (``infoe_split="same"``, as LQ).
 
     Edge cases, defined rather than NaN: ``K = 1`` gives InfoM 1 (0 if no active latent is
     informative); ``n_a = 1`` gives each encoded factor an InfoC of 1; no active latent gives
@@ -171,18 +231,29 @@ def infomec(
     Args:
         latents: float ``(n_samples, n_latents)``.
         factors: integer ``(n_samples, n_factors)``.
+        protocol: ``"standalone"`` or ``"training"`` (see above).
         latent_type: ``"auto"`` (discrete when every column takes at most
             ``min(64, n_samples // 2)`` distinct values), ``"continuous"`` or
-            ``"discrete"``. Decides the default estimator, the pruning rule and InfoE's
-            features.
+            ``"discrete"``. Decides the default estimator, the pruning rule and (standalone)
+            InfoE's features.
         estimator: MI estimator, ``"knn"``, ``"discrete"`` or ``"histogram"`` (LQ logs 20
             bins as a sensitivity check); ``None`` picks ``"knn"`` for continuous latents and
             ``"discrete"`` for discrete ones.
-        n_neighbors: k of the kNN estimator (LQ standalone 10; training-time 3).
-        standardize: centre and scale latents before the kNN estimator (LQ standalone);
-            kNN MI is shift- and scale-invariant, so this only moves the ``1e-10`` jitter.
+        n_neighbors: k of the kNN estimator; ``None``: the protocol's (standalone 10,
+            training 3).
+        standardize: centre and scale latents before the kNN estimator; ``None``: the
+            protocol's (standalone ``True``, training ``False``). kNN MI is shift- and
+            scale-invariant, so this only moves the ``1e-10`` jitter.
         n_bins: bins per latent for ``estimator="histogram"``.
-        pruning: ``"standalone"``, ``"training"`` or ``"none"`` (see above).
+        pruning: ``"standalone"``, ``"training"`` or ``"none"`` (see above); ``None``: the
+            protocol's.
+        infoe_features: InfoE's classifier input: ``"auto"`` (the protocol's rule, above),
+            ``"onehot"`` (one column per distinct value of each latent) or
+            ``"standardized"``. The training protocol's rule reads the array's dtype, which
+            is lost where latents pass through a float64 conversion (:func:`evaluate`, the
+            run evaluation): there, say ``"onehot"`` for code indices. A choice other than
+            the standalone rule's is named in the metric ID (``-onehot``/``-std``; training
+            IDs always name it).
         infoe_split: ``"same"`` (fit and score on all rows, LQ) or ``"heldout"`` (fit on a
             train split, score on the rest).
         train_fraction: train share for ``infoe_split="heldout"``.
@@ -207,8 +278,10 @@ def infomec(
             shared between metrics.
 
     Returns:
-        :class:`InfoMECResult`, scores in ``[0, 1]``; ``metric_id`` names the estimator,
-        pruning and InfoE split, e.g. ``infomec/knn10std-prune20-insample@1``.
+        :class:`InfoMECResult`, scores in ``[0, 1]``; ``metric_id`` names the protocol
+        (``training-`` prefix; none for standalone), estimator, pruning, InfoE features and
+        split, e.g. ``infomec/knn10std-prune20-insample@1`` (standalone) or
+        ``infomec/training-knn3-prune8-std-insample@1``.
 
     Example:
         >>> s = np.indices((4, 3)).reshape(2, -1).T.repeat(50, axis=0)  # (600, 2) grid
@@ -217,12 +290,20 @@ def infomec(
         ('discrete', 1.0, 1.0, True)
         >>> r.metric_id
         'infomec/discrete-prune20-insample@1'
+        >>> t = infomec(s * 0.25, s, protocol="training")  # float values: standardised InfoE
+        >>> t.metric_id, t.options["infoe_n_features"], r.options["infoe_n_features"]
+        ('infomec/training-discrete-prune8-std-insample@1', 2, 7)
     """
+    spec = PROTOCOL_SETTINGS[check_choice(protocol, "protocol", PROTOCOLS)]
     p = prepare(latents, factors, metric="infomec", keep_float32=estimator == "histogram")
     latent_type = check_choice(latent_type, "latent_type", LATENT_TYPES)
-    pruning = check_choice(pruning, "pruning", PRUNING)
+    pruning = spec.pruning if pruning is None else check_choice(pruning, "pruning", PRUNING)
+    infoe_features = check_choice(infoe_features, "infoe_features", INFOE_FEATURES)
     infoe_split = check_choice(infoe_split, "infoe_split", INFOE_SPLITS)
-    n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
+    n_neighbors = spec.n_neighbors if n_neighbors is None else check_positive_int(
+        n_neighbors, "n_neighbors"
+    )
+    standardize = spec.standardize if standardize is None else standardize
     n_bins = check_positive_int(n_bins, "n_bins", minimum=2)
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if infoe_max_samples is not None:
@@ -239,12 +320,26 @@ def infomec(
     if estimator is None:
         estimator = "knn" if latent_type == "continuous" else "discrete"
     estimator = check_choice(estimator, "estimator", ESTIMATORS)
+    if spec.fixed:
+        _check_protocol(
+            spec, latent_type, estimator,
+            n_neighbors=n_neighbors, standardize=standardize, pruning=pruning,
+        )
+    if infoe_features == "auto":  # the protocol's rule
+        onehot = _is_integer_array(latents) if spec.name == "training" else (
+            latent_type == "discrete"
+        )
+    else:
+        onehot = infoe_features == "onehot"
 
     mi = resolve_mi(
         mi, p.latents, p.factors, p.factor_sizes, estimator=estimator, n_bins=n_bins,
         n_neighbors=n_neighbors, standardize=standardize, seed=seed,
     )
-    nmi = mi.normalized()  # (D, K), clipped to [0, 1]
+    if spec.clip_nmi:
+        nmi = mi.normalized()  # (D, K), clipped to [0, 1]
+    else:  # (D, K), as estimated: kNN MI may exceed the factor's entropy a little
+        nmi = mi.matrix / mi.factor_entropy[None, :]
 
     latent_range = p.latents.max(axis=0) - p.latents.min(axis=0)
     active = _active_latents(latent_range, latent_type, pruning)
@@ -253,19 +348,19 @@ def infomec(
 
     cap = infoe_max_samples
     if infoe and cap is not None and infoe_rows_per_feature is not None:
-        cap = max(cap, infoe_rows_per_feature * _n_infoe_features(p.latents, latent_type))
+        cap = max(cap, infoe_rows_per_feature * _n_infoe_features(p.latents, onehot))
     rows_fit, rows_score, split_info = _infoe_rows(
         p.n_samples, infoe_split, train_fraction, shuffle, cap, seed
     )
     if infoe:
         used = np.union1d(rows_fit, rows_score)
         if used.size < p.n_samples:  # encode only the rows the classifiers see
-            features = _infoe_features(p.latents[used], latent_type)
+            features = _infoe_features(p.latents[used], onehot)
             y_all = p.factors[used]
             rows_fit = np.searchsorted(used, rows_fit)
             rows_score = np.searchsorted(used, rows_score)
         else:
-            features = _infoe_features(p.latents, latent_type)
+            features = _infoe_features(p.latents, onehot)
             y_all = p.factors
         # One BLAS thread per fit: these problems are small and BLAS threads only contend;
         # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
@@ -283,7 +378,7 @@ def infomec(
             )
         n_features = int(features.shape[1])
         if infoe_split == "same":
-            _warn_if_memorising(rows_fit.size, n_features, latent_type)
+            _warn_if_memorising(rows_fit.size, n_features, onehot)
     else:
         fits = [(np.nan, np.nan, 0)] * len(p.kept_factors)
         n_features = None
@@ -303,22 +398,28 @@ def infomec(
             split_tag += f"-min{infoe_rows_per_feature}perfeature"
     if not infoe:
         split_tag = "noinfoe"
+    tags = [f"training-{mi.variant}" if spec.name == "training" else mi.variant, prune_tag]
+    if infoe and (spec.name == "training" or onehot != (latent_type == "discrete")):
+        tags.append("onehot" if onehot else "std")  # always for training; else off-rule only
+    tags.append(split_tag)
     options: dict[str, Any] = {
+        "protocol": spec.name,
         "latent_type": latent_type,
         "estimator": mi.estimator,
         **mi.options,
         "pruning": pruning,
+        "infoe_features": ("onehot" if onehot else "standardized") if infoe else None,
         "infoe_split": infoe_split,
         "infoe_max_samples": infoe_max_samples,
         "infoe_rows_per_feature": infoe_rows_per_feature,
         "infoe_n_features": n_features,  # the fitted classifier's input columns
         "infoe_rows_fit": int(rows_fit.size) if infoe else 0,
         "infoe": bool(infoe),
-        "nmi_clipped": True,
+        "nmi_clipped": spec.clip_nmi,
         **split_info,
     }
     return InfoMECResult(
-        metric_id=metric_id("infomec", f"{mi.variant}-{prune_tag}-{split_tag}"),
+        metric_id=metric_id("infomec", "-".join(tags)),
         options=options,
         n_samples=p.n_samples,
         skipped_factors=p.skipped_factors,
@@ -341,6 +442,33 @@ def infomec(
         infoe_clipped=tuple(int(k) for k in kept[raw < 0]),
         infoe_n_iter=n_iter,
     )
+
+
+def _check_protocol(
+    spec: Protocol, latent_type: str, estimator: str, **chosen: object
+) -> None:
+    """Raise unless the options a fixed protocol defines have its values."""
+    for name, value in chosen.items():
+        expected = getattr(spec, name)
+        if value != expected:
+            raise ValueError(
+                f"infomec: protocol={spec.name!r} fixes {name}={expected!r}; received "
+                f"{value!r}. Leave {name} unset, or use protocol='standalone', where it "
+                "is an option"
+            )
+    allowed = ("knn", "histogram") if latent_type == "continuous" else ("discrete",)
+    if estimator not in allowed:
+        raise ValueError(
+            f"infomec: protocol={spec.name!r} estimates the MI of {latent_type} latents with "
+            f"estimator {' or '.join(map(repr, allowed))}; received {estimator!r}. Leave "
+            "estimator unset, or set latent_type to what the latents are"
+        )
+
+
+def _is_integer_array(x: object) -> bool:
+    """Whether the latents arrived as an integer (or boolean) array: code indices."""
+    dtype = x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype
+    return bool(np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_))
 
 
 def _detect_latent_type(z: np.ndarray) -> str:
@@ -418,17 +546,17 @@ def _infoe_rows(
     return fit, score, {**s.describe(), "n_train": int(fit.size), "n_test": int(score.size)}
 
 
-def _n_infoe_features(z: np.ndarray, latent_type: str) -> int:
-    """Columns of InfoE's classifier input over all rows: one per latent (continuous), one
-    per distinct value of each latent (discrete, one-hot)."""
-    if latent_type == "continuous":
+def _n_infoe_features(z: np.ndarray, onehot: bool) -> int:
+    """Columns of InfoE's classifier input over all rows: one per latent (standardised), one
+    per distinct value of each latent (one-hot)."""
+    if not onehot:
         return int(z.shape[1])
     return int(encode_labels(z)[1].sum())
 
 
-def _infoe_features(z: np.ndarray, latent_type: str) -> np.ndarray | sparse.csr_matrix:
-    """Standardised continuous latents (constant → 0) or one-hot discrete latents."""
-    if latent_type == "continuous":
+def _infoe_features(z: np.ndarray, onehot: bool) -> np.ndarray | sparse.csr_matrix:
+    """Standardised latents (constant → 0) or one-hot latents (a column per value)."""
+    if not onehot:
         std = z.std(axis=0)
         return (z - z.mean(axis=0)) / np.where(std > 0, std, 1.0)
     codes, sizes = encode_labels(z)
@@ -480,7 +608,7 @@ def _infoe_one_factor(
 MEMORISE_ROWS_PER_FEATURE = 50
 
 
-def _warn_if_memorising(n_rows: int, n_features: int, latent_type: str) -> None:
+def _warn_if_memorising(n_rows: int, n_features: int, onehot: bool) -> None:
     """Warn when in-sample InfoE fits few rows per feature.
 
     The unpenalised classifier then fits noise in the very rows it is scored on: latents
@@ -489,7 +617,7 @@ def _warn_if_memorising(n_rows: int, n_features: int, latent_type: str) -> None:
     """
     if n_rows >= MEMORISE_ROWS_PER_FEATURE * n_features:
         return
-    kind = "one-hot" if latent_type == "discrete" else "latent"
+    kind = "one-hot" if onehot else "latent"
     warnings.warn(
         f"infomec: InfoE is fit and scored on the same {n_rows} rows with {n_features} "
         f"{kind} features ({n_rows / n_features:.1f} rows per feature, fewer than "

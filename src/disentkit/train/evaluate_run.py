@@ -10,8 +10,9 @@ and ``indices``), each with the same factors, metrics and seed.
 Codebook indices are labels, not numbers (entry 7 is not "between" entries 6 and 8), so
 for the ``indices`` representation the mutual-information metrics use the discrete
 (plug-in) estimator on the labels (:data:`INDEX_OPTIONS`: InfoMEC with
-``latent_type="discrete"``, MIG and modularity with ``estimator="discrete"``); histogram
-binning or kNN on label values would merge or neighbour unrelated entries. DCI splits each
+``latent_type="discrete"`` and one-hot InfoE features, MIG and modularity with
+``estimator="discrete"``); histogram binning or kNN on label values would merge or
+neighbour unrelated entries. DCI splits each
 index one category against the rest (``latent_type="categorical"``: trees on one-hot
 columns, importances summed per latent), so its scores do not depend on how the entries
 are numbered; in reference mode that fits ``GradientBoostingClassifier()`` on one column
@@ -45,7 +46,9 @@ METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
 #: metric options for the ``indices`` representation (categorical latents)
 INDEX_OPTIONS: dict[str, dict[str, Any]] = {
-    "infomec": {"latent_type": "discrete"},
+    # one-hot InfoE features under either InfoMEC protocol (the training protocol's rule
+    # reads an integer dtype, which the float64 representation arrays no longer have)
+    "infomec": {"latent_type": "discrete", "infoe_features": "onehot"},
     "mig": {"estimator": "discrete"},
     "modularity": {"estimator": "discrete"},
     "dci": {"latent_type": "categorical"},
