@@ -37,13 +37,12 @@ CASES = [
     ("latents strings", lambda: mig(np.array([["a", "b"]] * 50), S), TypeError, "numeric"),
     ("latents complex", lambda: mig(Z + 1j, S), TypeError, "real-valued"),
     ("latents ragged", lambda: mig([[1.0, 2.0], [3.0]], S), TypeError, "rectangular"),
-    ("latents 1-D", lambda: mig(Z[:, 0], S), ValueError, "reshape(-1, 1)"),
     ("latents 3-D", lambda: mig(Z[:, :, None], S), ValueError, "3-D"),
     ("latents empty rows", lambda: mig(Z[:0], S[:0]), ValueError, "non-empty"),
     ("latents no columns", lambda: mig(Z[:, :0], S), ValueError, "non-empty"),
     ("latents NaN", lambda: mig(with_nan(), S), ValueError, "row 3, column 1"),
     ("latents inf", lambda: mig(with_inf(), S), ValueError, "NaN/inf"),
-    ("factors 1-D", lambda: mig(Z, S[:, 0]), ValueError, "n_factors"),
+    ("factors 3-D", lambda: mig(Z, S[:, :, None]), ValueError, "n_factors"),
     ("factors non-integral", lambda: mig(Z, S + 0.5), ValueError, "discretize_factors"),
     ("factors NaN", lambda: mig(Z, np.where(S == 0, np.nan, S)), ValueError, "finite"),
     ("factors object", lambda: mig(Z, S.astype(object)), TypeError, "numeric"),
@@ -145,3 +144,15 @@ def test_prepare_keeps_varying_factors_in_order() -> None:
     assert p.kept_factors == (0, 2)
     assert p.skipped_factors == (1,)
     assert p.factors.shape == (50, 2)
+
+
+def test_a_1d_array_is_one_column_in_the_api_as_in_the_cli(tmp_path) -> None:
+    from disentkit.io import load_pair
+
+    one_latent = mig(Z[:, 0], S).score
+    assert one_latent == mig(Z[:, :1], S).score
+    assert mig(Z, S[:, 0]).score == mig(Z, S[:, :1]).score
+    np.save(tmp_path / "z.npy", Z[:, 0])
+    np.save(tmp_path / "s.npy", S)
+    latents, factors = load_pair(tmp_path / "z.npy", tmp_path / "s.npy")
+    assert latents.shape == (Z.shape[0], 1) and mig(latents, factors).score == one_latent

@@ -35,20 +35,30 @@ def _as_array(x: object, name: str) -> np.ndarray:
     return arr
 
 
-def _check_2d(arr: np.ndarray, name: str, columns: str) -> None:
-    if arr.ndim == 1:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, {columns}); received 1-D shape {arr.shape}. "
-            f"For a single column use {name}.reshape(-1, 1)."
-        )
+def as_columns(arr: np.ndarray) -> np.ndarray:
+    """The one rule for 1-D input, in the Python API and the CLI alike: a 1-D array of
+    ``n`` values is one column, ``(n, 1)`` (one latent, or one factor); other shapes are
+    returned as they are.
+
+    Example:
+        >>> as_columns(np.arange(3)).shape, as_columns(np.zeros((3, 2))).shape
+        ((3, 1), (3, 2))
+    """
+    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+
+def _as_2d(arr: np.ndarray, name: str, columns: str) -> np.ndarray:
+    arr = as_columns(arr)
     if arr.ndim != 2:
         raise ValueError(
-            f"{name} must be 2-D (n_samples, {columns}); received {arr.ndim}-D shape {arr.shape}"
+            f"{name} must be 2-D (n_samples, {columns}) or 1-D (one column); received "
+            f"{arr.ndim}-D shape {arr.shape}"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(
             f"{name} must be non-empty (n_samples ≥ 1, {columns} ≥ 1); received shape {arr.shape}"
         )
+    return arr
 
 
 _BLOCK_ELEMENTS = 2**22  # elements checked at once: bounded memory on large arrays
@@ -86,8 +96,7 @@ def check_latents(
         >>> check_latents([[0, 1], [2, 3]]).dtype
         dtype('float64')
     """
-    arr = _as_array(latents, name)
-    _check_2d(arr, name, "n_latents")
+    arr = _as_2d(_as_array(latents, name), name, "n_latents")
     _check_finite(arr, name)
     if keep_float32 and arr.dtype == np.float32:
         return np.ascontiguousarray(arr)
@@ -108,8 +117,7 @@ def check_factors(factors: object, *, name: str = "factors") -> np.ndarray:
         ...
         ValueError: factors must hold integer class indices; received non-integral float values (first: 0.5 at row 0, column 0). Discretise continuous factors first, e.g. disentkit.discretize_factors(factors, n_bins=20).
     """
-    arr = _as_array(factors, name)
-    _check_2d(arr, name, "n_factors")
+    arr = _as_2d(_as_array(factors, name), name, "n_factors")
     _check_finite(arr, name)
     if np.issubdtype(arr.dtype, np.floating):
         frac = arr != np.round(arr)
@@ -254,8 +262,7 @@ def discretize_factors(
         >>> discretize_factors([[0.0], [0.4], [1.0]], n_bins=2).ravel().tolist()
         [0, 0, 1]
     """
-    arr = _as_array(values, "values")
-    _check_2d(arr, "values", "n_factors")
+    arr = _as_2d(_as_array(values, "values"), "values", "n_factors")
     _check_finite(arr, "values")
     if not isinstance(n_bins, int | np.integer) or n_bins < 2:
         raise ValueError(f"n_bins must be an integer ≥ 2; received {n_bins!r}")

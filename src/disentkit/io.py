@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from disentkit._validation import as_columns
+
 __all__ = [
     "FACTORS_NAMES",
     "LATENTS_NAMES",
@@ -360,10 +362,6 @@ def load_array(path: str | os.PathLike[str], key: str | None = None) -> np.ndarr
     return _read(Path(path), key, None)[0]
 
 
-def _as_columns(arr: np.ndarray) -> np.ndarray:
-    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
-
-
 def _read_pair(
     latents_path: str | os.PathLike[str],
     factors_path: str | os.PathLike[str] | None = None,
@@ -392,7 +390,7 @@ def _read_pair(
         fpath = Path(factors_path)
         latents, lkey = _read(lpath, latents_key, "latents")
         factors, fkey = _read(fpath, factors_key, "factors")
-    latents, factors = _as_columns(latents), _as_columns(factors)
+    latents, factors = as_columns(latents), as_columns(factors)
     if latents.shape[0] != factors.shape[0]:
         lname = lpath if lkey is None else f"{lpath}[{lkey!r}]"
         fname = fpath if fkey is None else f"{fpath}[{fkey!r}]"
