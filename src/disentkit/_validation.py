@@ -7,7 +7,10 @@ One place turns user input into the arrays the rest of disentkit expects:
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +36,35 @@ def _as_array(x: object, name: str) -> np.ndarray:
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real-valued; received dtype {arr.dtype}")
     return arr
+
+
+@contextmanager
+def about_file(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Make bad content of a file name the file: a ``ValueError``, ``TypeError`` or
+    ``KeyError`` raised in the block (a wrong type in ``model.json``, an unknown name in
+    ``config.json``) becomes a ``ValueError`` (of the same class when it is one) whose
+    message starts with the path, unless the message names the file already.
+
+    Example:
+        >>> with about_file("runs/a/model.json"):
+        ...     int("three")
+        Traceback (most recent call last):
+        ...
+        ValueError: runs/a/model.json: invalid literal for int() with base 10: 'three'
+    """
+    try:
+        yield
+    except (ValueError, TypeError, KeyError) as exc:
+        message = str(exc) if type(exc) is not KeyError else str(exc.args[0] if exc.args else "")
+        where = str(path)
+        if where in message:
+            raise
+        kind = type(exc) if isinstance(exc, ValueError) else ValueError  # keeps e.g.
+        try:  # UnknownNameError, which callers may catch as a KeyError
+            named = kind(f"{where}: {message}")
+        except Exception:
+            named = ValueError(f"{where}: {message}")
+        raise named from None
 
 
 def as_columns(arr: np.ndarray) -> np.ndarray:

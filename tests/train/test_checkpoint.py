@@ -237,9 +237,6 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path):
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 12:
-                # a second writer is refused at once, naming the live holder
-                with pytest.raises(DirectoryInUseError, match=f"in use by pid {proc.pid}"):
-                    fit(config, run_dir=killed, resume=True, progress=False)
                 time.sleep(0.1)  # land between two checkpoints
                 proc.send_signal(signal.SIGKILL)
                 break
@@ -293,3 +290,29 @@ def test_training_survives_a_truncated_checkpoint_and_a_full_disk(tmp_path, monk
     again = fit(config, run_dir=tmp_path / "full", resume=True, progress=False)
     assert load_checkpoint(again / "checkpoints" / "last.ckpt")["step"] == 20
     assert _same_weights(again, fit(config, run_dir=tmp_path / "ref", progress=False))
+
+
+def test_a_second_writer_is_refused_while_the_first_lives_and_not_after_its_sigkill(tmp_path):
+    config = tiny_config(steps=300, checkpoint_every=5, log_every=5)
+    run = tmp_path / "run"
+    env = {**os.environ, "DISENTKIT_TEST_STEP_SLEEP": "0.3", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, json.dumps(config), str(run),
+                             str(ROOT)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "checkpoints" / "last.ckpt").is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        with pytest.raises(DirectoryInUseError, match=f"in use by pid {proc.pid} on host"):
+            fit(config, run_dir=run, resume=True, progress=False)  # e.g. a manual resume
+        assert proc.poll() is None  # the first writer was not disturbed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the kernel released the lock with the process: the run resumes and finishes
+    fit(config, run_dir=run, resume=True, progress=False)
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["step"] == 300

@@ -151,7 +151,7 @@ def test_report_is_valid_self_contained_html_with_scores_config_and_figures(run)
     assert all(img.get("alt") for img in checker.imgs)
     assert text.count("figures/zz_extra_") == 2  # each figure captioned with its file
     # written atomically: nothing left beside it
-    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".lock"] == []
 
 
 def test_rendering_figures_embeds_every_figure_file(run, tmp_path):

@@ -179,6 +179,27 @@ class _Out:
         self.images.__exit__(*exc)
 
 
+@contextmanager
+def open_hdf5(h5py: Any, path: Path) -> Iterator[Any]:
+    """``h5py.File(path, "r")`` whose read errors name the file and say what to do.
+
+    h5py reports a truncated or corrupt file (or chunk) as an ``OSError`` without an errno
+    (and without the file's name); such errors become a ``ValueError`` naming the file.
+    Operating-system errors (with an errno, e.g. a full disk while writing the prepared
+    cache) pass through unchanged.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise ValueError(
+            f"{path}: cannot read it as HDF5 ({exc}); the file is damaged or incomplete (an "
+            "interrupted download?): delete it and download it again"
+        ) from None
+
+
 def _check_image_array(shape: Sequence[int], dtype: np.dtype, n: int, channels: int | None,
                        where: str, what: str) -> None:
     ndim = 3 if channels is None else 4
@@ -217,7 +238,7 @@ def _dsprites_arrays(
             yield imgs.shape, imgs.dtype, classes, imgs.chunks
         return
     h5py = require("h5py", "reading the dSprites .hdf5 file")
-    with h5py.File(path, "r") as f:
+    with open_hdf5(h5py, path) as f:
         missing = [m for m in ("imgs", "latents/classes") if m not in f]
         if missing:
             raise ValueError(
@@ -310,7 +331,7 @@ def convert_shapes3d(spec: Any, found: dict[str, Path], out_dir: Path,
     h5py = require("h5py", "reading 3dshapes.h5")
     sizes = spec.factor_sizes
     n = int(np.prod(sizes, dtype=np.int64))
-    with h5py.File(path, "r") as f:
+    with open_hdf5(h5py, path) as f:
         missing = [m for m in ("images", "labels") if m not in f]
         if missing:
             raise ValueError(

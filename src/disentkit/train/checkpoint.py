@@ -35,6 +35,7 @@ from disentkit._atomic import (  # noqa: F401  (re-exported)
     remove_stale_temporaries,
     write_json,
 )
+from disentkit._validation import about_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -305,6 +306,8 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> Model:
     Returns:
         the model in eval mode.
     """
+    import torch
+    from safetensors import safe_open
     from safetensors.torch import load_model as st_load_model
 
     from disentkit.models import MODELS, build_model
@@ -320,14 +323,44 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> Model:
         weights = p
     if not weights.is_file():
         raise FileNotFoundError(f"weights file {str(weights)!r} is missing")
-    name = record["model"]
-    info = MODELS[name]
-    options = coerce_options(info.config_cls, record.get("config", {}), where=f"model {name!r}")
-    model = build_model(name, **options)
+    try:  # the tensors' names and shapes, from the header alone
+        with safe_open(str(weights), framework="pt") as fh:
+            stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except Exception as exc:  # safetensors' own error type: a truncated or damaged file
+        raise ValueError(
+            f"{str(weights)!r} is not a readable safetensors file ({exc}); it is damaged or "
+            "incomplete"
+        ) from None
+    with about_file(weights.with_suffix(".json")):
+        name = record.get("model")
+        if not isinstance(name, str):
+            raise ValueError(f"'model' must be a model registry name; received {name!r}")
+        info = MODELS[name]
+        options = coerce_options(info.config_cls, record.get("config", {}),
+                                 where=f"model {name!r}")
+        # Check the configured shapes against the file before allocating anything: a wrong
+        # width in model.json must not try to allocate terabytes.
+        try:
+            with torch.device("meta"):
+                skeleton = build_model(name, **options)
+        except RuntimeError as exc:  # e.g. a width too large to address
+            raise ValueError(f"cannot build model {name!r} as configured: {exc}") from None
+        for key, tensor in skeleton.state_dict().items():
+            if key in stored and tuple(tensor.shape) != stored[key]:
+                raise ValueError(
+                    f"the model it configures does not match {weights.name}: tensor {key!r} "
+                    f"is {list(stored[key])} in the file and {list(tensor.shape)} in the model"
+                )
+        del skeleton
+        model = build_model(name, **options)
     try:
         st_load_model(model, str(weights), strict=True, device="cpu")
-    except RuntimeError as exc:
-        raise ValueError(f"{str(weights)!r} does not match model {name!r}: {exc}") from None
+    except Exception as exc:  # missing or unexpected tensors
+        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise ValueError(
+            f"{str(weights)!r} does not match model {name!r} as its model.json configures it: "
+            f"{detail}"
+        ) from None
     if device is not None:
         model.to(device)
     return model.eval()

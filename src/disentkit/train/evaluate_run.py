@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from disentkit.train.checkpoint import _jsonable, load_model, read_model_info, write_json
+from disentkit._validation import about_file
+from disentkit.train.checkpoint import (
+    MODEL_JSON_NAME,
+    _jsonable,
+    load_model,
+    read_model_info,
+    write_json,
+)
 
 __all__ = ["METRICS_NAME", "SCORED_KINDS", "evaluate_run"]
 
@@ -129,8 +136,10 @@ def evaluate_run(
     record = read_model_info(path)
     model = load_model(path, device=device)
     dev = next(model.parameters()).device
-    data_name, data_options = _run_data(path, record)
-    dataset = get_dataset(data_name, **data_options)
+    with about_file(path / MODEL_JSON_NAME):
+        data_name, data_options = _run_data(path, record)
+        dataset = get_dataset(data_name, **data_options)
+        c, h, w = (int(v) for v in record.get("image_shape") or (0, 0, 0))
     max_value = max_pixel_value(dataset)
     kinds = [k for k in model.representation_kinds if k in SCORED_KINDS]
     if not kinds:
@@ -211,7 +220,6 @@ def evaluate_run(
         res = active_latents(np.concatenate(means), logvar=np.concatenate(logvars))
         active = res.to_dict()
 
-    c, h, w = (int(v) for v in record.get("image_shape") or (0, 0, 0))
     payload: dict[str, Any] = {
         "disentkit_version": __version__,
         "run_dir": str(path),

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from disentkit._lock import hold_directory
-from disentkit._validation import DisentkitWarning
+from disentkit._validation import DisentkitWarning, about_file
 from disentkit.train.checkpoint import (
     atomic_write,
     load_latest_checkpoint,
@@ -176,7 +176,8 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
             f"cannot resume {str(run_dir)!r}: it holds a checkpoint but no {CONFIG_NAME}"
         )
     if resume and config_path.is_file():
-        saved = RunConfig.from_dict(_read_json(config_path))
+        with about_file(config_path):
+            saved = RunConfig.from_dict(_read_json(config_path))
         diffs = _config_differences(saved, config)
         if diffs:
             raise ValueError(
