@@ -40,7 +40,8 @@ def test_defaults_and_round_trip_write_every_field():
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
-        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
+        "options", "every", "every_n_samples", "every_metrics", "every_mode",
     }
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
@@ -112,7 +113,7 @@ def test_malformed_overrides(item):
         ("seed=-3", "'seed' must be an integer ≥ 0"),
         ("lr=0", "'lr' must be a finite number > 0"),
         ("optimizer.betas=0.9,1.5", r"'optimizer.betas' must lie in \[0, 1\)"),
-        ("optimizer.clip_value=-1", "'optimizer.clip_value' must be a number > 0"),
+        ("optimizer.clip_value=-1", "'optimizer.clip_value' must be a finite number > 0 or null"),
         ("loggers=csv,neptune", r"'loggers' takes names from .*\['neptune'\]"),
         ("eval.n_samples=1", "'eval.n_samples' must be an integer ≥ 2"),
         ("devices=0", "'devices' must be an integer ≥ 1"),
