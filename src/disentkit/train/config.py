@@ -104,12 +104,17 @@ __all__ = [
     "resolved_config_text",
 ]
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-ACCELERATORS = ("auto", "cpu", "gpu")
+Precision = Literal["32", "bf16-mixed", "16-mixed"]
+Accelerator = Literal["auto", "cpu", "gpu"]
+OptimizerName = Literal["adam", "adamw", "sgd"]
+Sampling = Literal["auto", "uniform", "epoch", "factors"]
+EvalMode = Literal["reference", "fast"]
+PRECISIONS = typing.get_args(Precision)
+ACCELERATORS = typing.get_args(Accelerator)
+OPTIMIZERS = typing.get_args(OptimizerName)
+SAMPLINGS = typing.get_args(Sampling)
+EVAL_MODES = typing.get_args(EvalMode)
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SAMPLINGS = ("auto", "uniform", "epoch", "factors")
-EVAL_MODES = ("reference", "fast")
 EVERY_METRICS = ("infomec", "dci", "mig")  # during-training metrics when eval.every_metrics is null
 
 # Unknown keys are errors; attribute docstrings become descriptions in the JSON Schema.
@@ -131,7 +136,7 @@ class OptimizerConfig:
     settings their ``ExtraStep.optimizer`` declares.
     """
 
-    name: Literal["adam", "adamw", "sgd"] | None = None
+    name: OptimizerName | None = None
     """Optimiser family [adamw]."""
     betas: tuple[_Beta, _Beta] | None = None
     """Adam/AdamW betas, each in [0, 1) [(0.9, 0.999)]."""
@@ -165,7 +170,7 @@ class EvalConfig:
     """Factor configurations sampled and rendered for the metrics."""
     metrics: list[str] | None = None
     """Metric registry names; null: the default suite."""
-    mode: Literal["reference", "fast"] = "reference"
+    mode: EvalMode = "reference"
     """Metric settings."""
     seed: int = Field(0, ge=0)
     """Seed of the sampled factors, of sampled representations and of the metrics."""
@@ -184,7 +189,7 @@ class EvalConfig:
     """Samples for the during-training scores."""
     every_metrics: list[str] | None = None
     """Metrics for the during-training scores; null: infomec, dci and mig."""
-    every_mode: Literal["reference", "fast"] = "fast"
+    every_mode: EvalMode = "fast"
     """Metric settings for the during-training scores."""
 
     @field_validator("metrics")
@@ -231,7 +236,7 @@ class RunConfig:
     """Learning rate of every main group; null: the model's, else 1e-3."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     """Optimiser settings (see OptimizerConfig)."""
-    sampling: Literal["auto", "uniform", "epoch", "factors"] = "auto"
+    sampling: Sampling = "auto"
     """Batch sampling rule."""
     num_workers: int = Field(0, ge=0)
     """Batch-producing worker processes (batches do not depend on it)."""
@@ -239,9 +244,9 @@ class RunConfig:
     """Write checkpoints/last.ckpt every this many steps."""
     log_every: int = Field(100, ge=1)
     """Write averaged losses to log/metrics.csv every this many steps."""
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Precision = "32"
     """Lightning precision."""
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    accelerator: Accelerator = "auto"
     """Lightning accelerator."""
     devices: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     """Devices (processes) to train on; more than 1: DDP."""
