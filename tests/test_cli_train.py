@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from disentkit.cli import app
@@ -85,6 +86,32 @@ def test_no_evaluate_and_a_config_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert not (run / "metrics.json").exists() and (run / "model.safetensors").is_file()
     assert json.loads((run / "config.json").read_text())["model_options"]["hidden"] == 8
+
+
+def test_print_config_is_reusable_with_config_and_trains_the_same_run(tmp_path):
+    printed = runner.invoke(app, [*TRAIN, "--steps", "2", "--set", "model.hidden=8",
+                                  "--print-config"])
+    assert printed.exit_code == 0, printed.output
+    resolved = yaml.safe_load(printed.stdout)
+    assert resolved["model_options"]["hidden"] == 8
+    assert resolved["model_options"]["image_shape"] == [3, 32, 32]  # defaults written out
+    assert resolved["steps"] == 2 and resolved["eval"]["metrics"] == ["mig"]
+    path = tmp_path / "printed.yaml"
+    path.write_text(printed.stdout)
+    run = tmp_path / "r"
+    result = runner.invoke(app, ["train", "--config", str(path), "--run-dir", str(run),
+                                 "--no-evaluate", "--no-report", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text()) == resolved
+    again = runner.invoke(app, ["train", "--config", str(path), "--print-config"])
+    assert again.exit_code == 0 and again.stdout == printed.stdout
+
+
+def test_config_schema_is_json_schema():
+    result = runner.invoke(app, ["train", "--config-schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["required"] == ["model", "data"] and "eval" in schema["properties"]
 
 
 @pytest.mark.parametrize(

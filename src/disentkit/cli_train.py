@@ -170,6 +170,17 @@ def train_command(
         typer.Option("--report/--no-report",
                      help="Write RUN/report.html (config, scores, figures) at the end."),
     ] = True,
+    print_config: Annotated[
+        bool,
+        typer.Option("--print-config", help="Print the fully resolved run config (YAML, "
+                     "every default written out) and exit; save it and pass it to --config "
+                     "to train the same run."),
+    ] = False,
+    config_schema: Annotated[
+        bool,
+        typer.Option("--config-schema", help="Print the JSON Schema of run config files "
+                     "(for editors) and exit."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Train a registered model on a registered dataset, then score it.
@@ -184,19 +195,25 @@ def train_command(
 
     err, out = _stderr(), _stdout()
     with _errors(debug):
-        from disentkit.train.config import RunConfig, _normalise, _set_dotted, read_config_file
+        from disentkit.train.config import (
+            apply_overrides,
+            build_config,
+            config_json_schema,
+            read_config_file,
+            resolved_config_text,
+        )
 
+        if config_schema:
+            typer.echo(json.dumps(config_json_schema(), indent=2))
+            return
         tree: dict[str, Any] = {}
         if config is not None:
             tree = read_config_file(config)
         elif resume and run_dir is not None and (run_dir / "config.json").is_file():
-            tree = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        tree = _normalise(tree)
+            tree = read_config_file(run_dir / "config.json")
         fields = {"model": model, "data": data, "steps": steps, "seed": seed,
                   "batch_size": batch_size, "checkpoint_every": checkpoint_every}
-        for key, value in fields.items():
-            if value is not None:
-                _set_dotted(tree, key, value)
+        tree = apply_overrides(tree, {k: v for k, v in fields.items() if v is not None})
         missing = [k for k in ("model", "data") if not tree.get(k)]
         if missing and not any(s.split("=", 1)[0].strip() in missing for s in set_ or ()):
             raise ValueError(
@@ -205,7 +222,10 @@ def train_command(
             )
         if resume and run_dir is None:
             raise ValueError("--resume needs --run-dir DIR (the run to continue)")
-        cfg = RunConfig.from_dict(tree, set_ or ())
+        cfg = build_config(tree, set_ or ())
+        if print_config:
+            typer.echo(resolved_config_text(cfg), nl=False)
+            return
         from disentkit.train import fit
 
         err.print(Text(f"training {cfg.model} on {cfg.data} for {cfg.steps:,} steps "
@@ -221,12 +241,11 @@ def train_command(
         out.print(f"Trained model: {(path / 'model.safetensors').resolve()} "
                   f"(run directory {path})", soft_wrap=True)
         if evaluate:
-            saved = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
-            _run_evaluation(path, n_samples=saved.eval.n_samples, metrics=saved.eval.metrics,
-                            mode=saved.eval.mode, seed=saved.eval.seed,
-                            batch_size=saved.eval.batch_size,
-                            n_bootstrap=saved.eval.n_bootstrap,
-                            baselines=saved.eval.baselines)
+            _run_evaluation(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
+                            mode=cfg.eval.mode, seed=cfg.eval.seed,
+                            batch_size=cfg.eval.batch_size,
+                            n_bootstrap=cfg.eval.n_bootstrap,
+                            baselines=cfg.eval.baselines)
         # --- the HTML report (disentkit.cli_report), unless --no-report
         if report:
             from disentkit.cli_report import run_report

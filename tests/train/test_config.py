@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from disentkit.data import get_dataset
+from disentkit.models import MODELS
 from disentkit.train.config import (
     EvalConfig,
     OptimizerConfig,
     RunConfig,
+    apply_overrides,
+    build_config,
     coerce,
     coerce_options,
+    config_json_schema,
     load_config,
     parse_overrides,
+    resolve_config,
+    resolved_config_text,
 )
 from tests.train import TINY, registered_tiny
 
@@ -40,7 +49,8 @@ def test_defaults_and_round_trip_write_every_field():
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
-        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
+        "options", "every", "every_n_samples", "every_metrics", "every_mode",
     }
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
@@ -112,7 +122,7 @@ def test_malformed_overrides(item):
         ("seed=-3", "'seed' must be an integer ≥ 0"),
         ("lr=0", "'lr' must be a finite number > 0"),
         ("optimizer.betas=0.9,1.5", r"'optimizer.betas' must lie in \[0, 1\)"),
-        ("optimizer.clip_value=-1", "'optimizer.clip_value' must be a number > 0"),
+        ("optimizer.clip_value=-1", "'optimizer.clip_value' must be a finite number > 0 or null"),
         ("loggers=csv,neptune", r"'loggers' takes names from .*\['neptune'\]"),
         ("eval.n_samples=1", "'eval.n_samples' must be an integer ≥ 2"),
         ("devices=0", "'devices' must be an integer ≥ 1"),
@@ -215,3 +225,133 @@ def test_integer_strings_round_trip(n):
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_strings_round_trip(x):
     assert coerce(repr(x), float) == x
+
+
+# --------------------------------------------------------------------------- built once
+
+
+def test_a_config_is_frozen_and_a_validated_one_passes_build_config_unchanged():
+    c = RunConfig.from_dict({"model": TINY, "data": "xyobject_tiny"}, ["model.hidden=16"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.steps = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.eval.mode = "fast"  # type: ignore[misc]
+    assert build_config(c) is c  # names checked, options converted: nothing done twice
+    unchecked = cfg()
+    assert build_config(unchecked, check_names=False) is unchecked
+    with pytest.raises(KeyError, match="known models"):
+        build_config(unchecked)  # 'm' was never looked up; it is now
+    assert build_config(c, steps=7).steps == 7 and c.steps == 10_000
+    with pytest.raises(TypeError, match="must be a RunConfig, a mapping or a file path; "
+                       "received int"):
+        build_config(3)  # type: ignore[arg-type]
+
+
+def test_replace_validates_the_changes():
+    c = cfg()
+    assert c.replace(steps="5").steps == 5 and c.steps == 10_000
+    with pytest.raises(ValueError, match="'steps' must be an integer ≥ 1; received 0"):
+        c.replace(steps=0)
+    with pytest.raises(ValueError, match=r"unknown config key 'stepz' \(did you mean 'steps'"):
+        c.replace(stepz=1)
+
+
+def test_apply_overrides_normalises_a_copy_and_sets_dotted_keys():
+    tree = {"model": {"name": "qlae", "weight_decay": 0.1}, "eval": {"mode": "fast"}}
+    out = apply_overrides(tree, ["model.n_latents=6", "eval.options.infomec.protocol=training",
+                                 "data.name=d"])
+    assert out["model"] == "qlae" and out["data"] == "d"
+    assert out["model_options"] == {"weight_decay": 0.1, "n_latents": "6"}  # text until built
+    assert out["eval"] == {"mode": "fast", "options": {"infomec": {"protocol": "training"}}}
+    assert tree == {"model": {"name": "qlae", "weight_decay": 0.1}, "eval": {"mode": "fast"}}
+    with pytest.raises(ValueError, match=r"cannot set 'steps\.x': config field 'steps' is not "
+                       r"a section"):
+        apply_overrides({"steps": 3}, ["steps.x=1"])
+
+
+def test_eval_fields_of_the_during_training_scores():
+    e = cfg().eval
+    assert (e.options, e.every, e.every_n_samples, e.every_metrics, e.every_mode) == (
+        {}, 0, 2000, None, "fast")
+    c = cfg(["eval.options.infomec.protocol=training", "eval.options.dci.backend=gbt",
+             "eval.every=500", "eval.every_n_samples=1e3", "eval.every_metrics=infomec,mig",
+             "eval.every_mode=reference"])
+    assert c.eval.options == {"infomec": {"protocol": "training"}, "dci": {"backend": "gbt"}}
+    assert (c.eval.every, c.eval.every_n_samples) == (500, 1000)
+    assert c.eval.every_metrics == ["infomec", "mig"] and c.eval.every_mode == "reference"
+    assert RunConfig.from_dict(json.loads(json.dumps(c.to_dict())), check_names=False) == c
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "match"),
+    [
+        ("eval.every=-1", ValueError, "'eval.every' must be an integer ≥ 0; received '-1'"),
+        ("eval.every_n_samples=1", ValueError, "'eval.every_n_samples' must be an integer ≥ 2"),
+        ("eval.every_metrics=mig,nope", KeyError, "unknown metric 'nope'.*known metrics:.*dci"),
+        ("eval.every_metrics=[]", ValueError, "'eval.every_metrics' must name at least one"),
+        ("eval.every_mode=slow", ValueError, "'eval.every_mode' expects one of 'reference', "
+         "'fast'; received 'slow'"),
+        ("eval.options.nope.x=1", KeyError, "unknown metric 'nope'"),
+        ("eval.options=3", ValueError, r"'eval.options' expects dict\[str, dict"),
+        ("eval.every_n_sample=3", ValueError, r"did you mean 'eval.every_n_samples'\?\)"),
+    ],
+)
+def test_eval_field_errors(override, error, match):
+    with pytest.raises(error, match=match):
+        cfg([override])
+
+
+def test_bools_are_not_numbers_and_text_becomes_structure():
+    @dataclass
+    class C:
+        width: int = 8
+        scale: float = 1.0
+        shape: tuple[int, ...] = (1,)
+        name: str | None = "a"
+
+    with pytest.raises(ValueError, match="option 'width' expects int; received True"):
+        coerce_options(C, {"width": True})
+    with pytest.raises(ValueError, match="option 'scale' expects float; received False"):
+        coerce_options(C, {"scale": False})
+    assert coerce_options(C, {"width": "1_024", "shape": "(2, 3, 4)", "name": "None"}) == {
+        "width": 1024, "shape": (2, 3, 4), "name": None}
+    assert coerce_options(C, {"shape": "5"}) == {"shape": (5,)}
+
+
+def test_json_schema_for_editors():
+    schema = config_json_schema()
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["required"] == ["model", "data"] and schema["additionalProperties"] is False
+    props = schema["properties"]
+    assert props["steps"]["minimum"] == 1 and props["steps"]["type"] == "integer"
+    assert "Optimisation iterations" in props["steps"]["description"]
+    assert set(props) == {f.name for f in dataclasses.fields(RunConfig)}
+    evals = schema["$defs"]["EvalConfig"]["properties"]
+    assert evals["every_n_samples"]["minimum"] == 2 and evals["every_mode"]["default"] == "fast"
+    assert json.loads(json.dumps(schema)) == schema
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_printed_config_is_accepted_by_config_and_gives_the_same_run(tmp_path, fmt):
+    built = build_config(model=TINY, data="xyobject_tiny",
+                         overrides=["model.hidden=16", "lr=1e-3", "eval.every=10"])
+    resolved = resolve_config(built)
+    assert resolved.model_options["image_shape"] == (3, 32, 32)  # the dataset's, written out
+    assert resolved.model_options["n_latents"] == 4 and resolved.model_options["hidden"] == 16
+    assert build_config(resolved) is resolved
+    text = resolved_config_text(built, fmt)
+    path = tmp_path / f"run.{fmt}"
+    path.write_text(text)
+    loaded = load_config(path)
+    assert loaded == resolved
+    assert resolved_config_text(loaded, fmt) == text
+    with pytest.raises(ValueError, match="fmt must be 'yaml' or 'json'; received 'toml'"):
+        resolved_config_text(built, "toml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_resolves_to_text_that_loads_back_equal(model):
+    resolved = resolve_config(build_config(model=model, data="xyobject_tiny"),
+                              get_dataset("xyobject_tiny"))
+    text = resolved_config_text(resolved)
+    assert build_config(yaml.safe_load(text)) == resolved

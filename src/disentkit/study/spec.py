@@ -418,7 +418,7 @@ def expand(spec: StudySpec) -> list[RunSpec]:
         ValueError: a run whose config is invalid (unknown key, wrong type, unknown model
             option), naming the run.
     """
-    from disentkit.train.config import RunConfig, _normalise, _set_dotted
+    from disentkit.train.config import apply_overrides, build_config
 
     plain = {k: v for k, v in spec.train.items() if "." not in k}
     dotted = {k: v for k, v in spec.train.items() if "." in k}
@@ -427,9 +427,7 @@ def expand(spec: StudySpec) -> list[RunSpec]:
         for model in spec.models:
             for hp in settings(spec, model):
                 for seed in spec.seeds:
-                    tree = _normalise(copy.deepcopy(plain))
-                    for key, value in dotted.items():
-                        _set_dotted(tree, key, copy.deepcopy(value))
+                    tree = apply_overrides(plain, dotted)  # copies: plain stays as it is
                     tree["data"] = dataset["name"]
                     tree["model_options"] = {**tree.get("model_options", {}),
                                              **copy.deepcopy(model["options"])}
@@ -441,7 +439,7 @@ def expand(spec: StudySpec) -> list[RunSpec]:
                         tree["eval"] = {**tree.get("eval", {}), **copy.deepcopy(spec.eval)}
                     num = len(runs)
                     try:
-                        cfg = RunConfig.from_dict(tree, hp)
+                        cfg = build_config(tree, hp)
                     except (ValueError, KeyError) as exc:
                         raise ValueError(
                             f"run {num} ({model['name']} on {dataset['name']}, seed {seed}, "

@@ -67,9 +67,9 @@ from disentkit.train.checkpoint import (
     save_model,
     write_json,
 )
-from disentkit.train.config import RunConfig, coerce_options
+from disentkit.train.config import RunConfig, build_config, resolve_config
 
-__all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "fit", "resolve_config"]
+__all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "fit"]
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_PATH = Path("checkpoints") / "last.ckpt"
@@ -89,54 +89,6 @@ _LOGGER_PACKAGES = {
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def resolve_config(config: RunConfig, dataset: Any = None) -> RunConfig:
-    """``config`` with every model option written out (the model config's defaults).
-
-    A model config with an ``image_shape`` field ``(C, H, W)`` gets the dataset's shape
-    unless the options set it; a different explicit shape is an error.
-
-    Raises:
-        ValueError: the model config rejects the options, or the shapes disagree.
-    """
-    from disentkit.data import get_dataset
-    from disentkit.models import MODELS
-
-    info = MODELS[config.model]
-    options = coerce_options(info.config_cls, config.model_options, where=f"model {config.model!r}")
-    fields = {f.name for f in dataclasses.fields(info.config_cls)}
-    if "image_shape" in fields:
-        ds = dataset if dataset is not None else get_dataset(config.data, **config.data_options)
-        h, w, c = ds.image_shape
-        shape = (int(c), int(h), int(w))
-        given = options.get("image_shape")
-        if given is None:
-            options["image_shape"] = shape
-        elif tuple(given) != shape:
-            raise ValueError(
-                f"model option image_shape={tuple(given)} does not match dataset "
-                f"{config.data!r}, whose images are (C, H, W) = {shape}"
-            )
-    try:
-        model_config = info.config_cls(**options)
-    except TypeError as exc:
-        raise ValueError(f"model {config.model!r}: {exc}") from None
-    full = dataclasses.asdict(model_config)
-    return RunConfig.from_dict({**config.to_dict(), "model_options": full}, check_names=False)
-
-
-def _as_config(config: RunConfig | Mapping[str, Any] | str | os.PathLike[str]) -> RunConfig:
-    if isinstance(config, RunConfig):
-        return RunConfig.from_dict(config.to_dict())
-    if isinstance(config, Mapping):
-        return RunConfig.from_dict(config)
-    if isinstance(config, str | os.PathLike):
-        from disentkit.train.config import load_config
-
-        return load_config(config)
-    raise TypeError(f"config must be a RunConfig, a mapping or a file path; received "
-                    f"{type(config).__name__}")
 
 
 def _default_run_dir(config: RunConfig) -> Path:
@@ -507,7 +459,7 @@ def fit(
             already holds a run (without ``resume``), a resume with a changed config, a
             missing logger package, or a loss that became NaN/inf.
     """
-    cfg = _as_config(config)
+    cfg = build_config(config)  # validated once; a validated RunConfig passes as it is
     _check_loggers(cfg.loggers)
     import torch
     from lightning.fabric import Fabric
@@ -543,7 +495,6 @@ def fit(
             chosen = _prepare_run_dir(cfg, target, resume)
         path = Path(fabric.broadcast(str(chosen) if chosen is not None else None, src=0))
         fabric.barrier()
-        cfg = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
         ckpt_path = path / CHECKPOINT_PATH
         if fabric.is_global_zero:
             remove_stale_temporaries(ckpt_path.parent)
@@ -579,8 +530,7 @@ def _train(
     rank, world = fabric.global_rank, fabric.world_size
     ckpt_path = path / CHECKPOINT_PATH
     torch.manual_seed(cfg.seed if rank == 0 else _rank_seed(cfg.seed, rank))
-    model = build_model(cfg.model, **coerce_options(
-        _model_config_cls(cfg.model), cfg.model_options, where=f"model {cfg.model!r}"))
+    model = build_model(cfg.model, **cfg.model_options)  # resolved: every option typed
     extras = list(model.extra_steps())
     names = [e.name for e in extras]
     if len(set(names)) != len(names) or "main" in names:
@@ -717,9 +667,3 @@ def _take_step(
         v = torch.as_tensor(value).detach().float().mean()  # stays on the device: no sync
         sums[name] = sums[name] + v if name in sums else v
         counts[name] = counts.get(name, 0) + 1
-
-
-def _model_config_cls(name: str) -> type:
-    from disentkit.models import MODELS
-
-    return MODELS[name].config_cls
