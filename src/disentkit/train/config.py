@@ -105,6 +105,8 @@ class EvalConfig:
     batch_size: int = 256  # images per encoder call during evaluation
     n_bootstrap: int = 0  # bootstrap replicates for confidence intervals (0: none)
     baselines: bool = False  # also score the factors themselves and random latents
+    # per-metric options for every scored representation, e.g. {"infomec": {"pruning": ...}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
