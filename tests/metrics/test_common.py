@@ -202,7 +202,7 @@ def test_a_misspelt_registered_option_fails_at_registration() -> None:
 
     for facts in ({"index_options": {"estimater": "discrete"}},
                   {"fast_options": {"n_binz": 5}}):
-        with pytest.raises(ValueError, match="for metric '_misspelt'.*known options: estimator"):
+        with pytest.raises(ValueError, match=r"for metric '_misspelt'.*known options: estimator"):
             register_metric("_misspelt", scores=(ScoreInfo("score"),), **facts)(metric)
         assert "_misspelt" not in METRICS
 
