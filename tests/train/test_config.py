@@ -40,7 +40,8 @@ def test_defaults_and_round_trip_write_every_field():
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
-        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
+        "options",
     }
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
