@@ -255,6 +255,16 @@ def test_score_bad_options(run_npz, extra, message):
     assert message in _bad(["score", str(run_npz), "-m", "mig", *extra])
 
 
+def test_score_unknown_option_fails_before_any_metric_runs(run_npz, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("dci ran before the options were checked")
+
+    monkeypatch.setitem(METRICS._entries, "dci", replace(METRICS["dci"], func=must_not_run))
+    err = _bad(["score", str(run_npz), "-m", "dci,mig", "-o", "mig.nbins=5"])
+    assert "unknown option 'nbins' for metric 'mig' (did you mean 'n_bins'?)" in err
+    assert "known options: estimator, n_bins, n_neighbors, seed" in err
+
+
 def test_score_missing_file(tmp_path):
     err = _bad(["score", str(tmp_path / "nope.npz")])
     assert "nope.npz" in err and "no such file" in err

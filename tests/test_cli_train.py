@@ -76,6 +76,24 @@ def test_evaluate_command_with_options(trained):
     assert {"mig", "sap"} <= set(saved["representations"]["sampled"]["scores"])
 
 
+def test_eval_options_of_the_run_config_reach_the_metrics(tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, [*TRAIN, "--steps", "2", "--run-dir", str(run), "--no-report",
+                                 "--set", "eval.options.mig.n_bins=5"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["representations"]["mean"]["scores"]["mig.metric_id"] == "mig/hist5@1"
+    # evaluate keeps the run's options for the metrics it scores, and only for those
+    result = runner.invoke(app, ["evaluate", str(run), "--n-samples", "60", "--metrics",
+                                 "mig,sap", "--no-report"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["representations"]["mean"]["scores"]["mig.metric_id"] == "mig/hist5@1"
+    result = runner.invoke(app, ["evaluate", str(run), "--n-samples", "60", "--metrics", "sap",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+
+
 def test_no_evaluate_and_a_config_file(tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"model: {TINY}\ndata: xyobject_tiny\nsteps: 2\nbatch_size: 4\n"

@@ -87,6 +87,7 @@ def _summary_lines(result: Mapping[str, Any]) -> list[str]:
 def _run_evaluation(
     run_dir: Path, *, n_samples: int, metrics: list[str] | None, mode: str, seed: int,
     batch_size: int = 256, n_bootstrap: int = 0, baselines: bool = False,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     from rich.text import Text
 
@@ -103,7 +104,8 @@ def _run_evaluation(
     with _reported_warnings(err):
         result = evaluate_run(run_dir, n_samples=n_samples, metrics=metrics, mode=mode,
                               seed=seed, batch_size=batch_size, progress=report,
-                              n_bootstrap=n_bootstrap, baselines=baselines)
+                              n_bootstrap=n_bootstrap, baselines=baselines,
+                              options=options)
     out.print(_scores_table(result))
     for line in _summary_lines(result):
         out.print(line, soft_wrap=True)
@@ -245,7 +247,7 @@ def train_command(
                             mode=cfg.eval.mode, seed=cfg.eval.seed,
                             batch_size=cfg.eval.batch_size,
                             n_bootstrap=cfg.eval.n_bootstrap,
-                            baselines=cfg.eval.baselines)
+                            baselines=cfg.eval.baselines, options=cfg.eval.options)
         # --- the HTML report (disentkit.cli_report), unless --no-report
         if report:
             from disentkit.cli_report import run_report
@@ -319,6 +321,9 @@ def evaluate_command(
             batch_size=defaults.batch_size,
             n_bootstrap=defaults.n_bootstrap if n_bootstrap is None else n_bootstrap,
             baselines=defaults.baselines if baselines is None else baselines,
+            # the run's eval.options, for the metrics scored now
+            options={m: o for m, o in defaults.options.items()
+                     if names is None or m in names},
         )
         # --- the HTML report (disentkit.cli_report), unless --no-report
         if report:

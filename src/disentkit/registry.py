@@ -67,9 +67,21 @@ class Registry(Mapping[str, T], Generic[T]):
         except (KeyError, TypeError):
             pass
         known = ", ".join(sorted(self._entries)) or "(none)"
+        raise UnknownNameError(
+            f"unknown {self.kind} {name!r}{self.suggestion(name)}; known {self.kind}s: {known}"
+        )
+
+    def suggestion(self, name: object) -> str:
+        """``" (did you mean 'x'?)"`` for the registered name closest to ``name``, or ``""``.
+
+        Example:
+            >>> shapes = Registry("shape")
+            >>> _ = shapes.add("square", 4)
+            >>> shapes.suggestion("sqare"), shapes.suggestion("circle")
+            (" (did you mean 'square'?)", '')
+        """
         close = difflib.get_close_matches(str(name), list(self._entries), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownNameError(f"unknown {self.kind} {name!r}{hint}; known {self.kind}s: {known}")
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

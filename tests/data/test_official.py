@@ -8,7 +8,6 @@ replacing their spec's constants; the code path is the real one.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,7 +18,6 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,35 +36,18 @@ from disentkit.data.official import (
     status,
 )
 from tests.data import fixtures as fx
+from tests.data.official_small import FALCOR_SMALL, ISAAC_SMALL, SMALL, patched
+from tests.data.official_small import small as small_specs
 
 DSP_NPZ = f"{fx.DSPRITES_NAME}.npz"
 DSP_H5 = f"{fx.DSPRITES_NAME}.hdf5"
 OFFICIAL = ["dsprites", "shapes3d", "mpi3d_toy", "mpi3d_realistic", "mpi3d_real",
             "mpi3d_complex", "smallnorb", "cars3d", "falcor3d", "isaac3d"]
-FALCOR_SMALL = (2, 2, 1, 1, 1, 1, 3)
-ISAAC_SMALL = (2, 1, 1, 1, 1, 1, 1, 2, 3)
-
-
-@contextmanager
-def patched(name: str, **changes) -> Iterator[None]:
-    """Replace constants of a dataset's spec (reduced grid or output size)."""
-    with pytest.MonkeyPatch.context() as mp:
-        spec = official._SPECS[name]
-        if "factor_sizes" in changes and spec.fmt == "png":
-            changes["factor_values"] = tuple(tuple(np.linspace(0, 1, s))
-                                             for s in changes["factor_sizes"])
-        mp.setitem(official._SPECS, name, dataclasses.replace(spec, **changes))
-        yield
-
-
-SMALL = {"smallnorb": {"image_size": 16}, "cars3d": {"image_size": 16},
-         "falcor3d": {"factor_sizes": FALCOR_SMALL}, "isaac3d": {"factor_sizes": ISAAC_SMALL}}
 
 
 @pytest.fixture
 def small() -> Iterator[None]:
-    with patched("smallnorb", **SMALL["smallnorb"]), patched("cars3d", **SMALL["cars3d"]), \
-            patched("falcor3d", **SMALL["falcor3d"]), patched("isaac3d", **SMALL["isaac3d"]):
+    with small_specs():
         yield
 
 

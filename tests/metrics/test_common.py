@@ -7,13 +7,14 @@ and the documented level for perfect and independent representations.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
 import pytest
 
 from disentkit import DisentkitWarning
-from disentkit.metrics import METRICS, MetricResult
+from disentkit.metrics import METRICS, MetricResult, ScoreInfo, register_metric
 from tests.conftest import make_factors
 
 ARRAY_METRICS = sorted(n for n, i in METRICS.items() if i.kind == "array")
@@ -178,3 +179,52 @@ def test_independent_latents_score_near_zero(name: str, score: str) -> None:
     latents = np.random.default_rng(22).standard_normal((3000, 4))
     value = _run(name, latents, factors).scores()[score]
     assert abs(value) < 0.1, f"{name}.{score} = {value} for independent latents"
+
+
+# -- facts declared at registration, over every metric (array and sampling) ---------------
+
+LABEL_METRICS = sorted(n for n in ARRAY_METRICS if METRICS[n].index_options)
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_declared_options_are_the_signature_options(name: str) -> None:
+    info = METRICS[name]
+    params = list(inspect.signature(info.func).parameters)[2:]  # after the two data arguments
+    assert info.option_names == tuple(p for p in params if p != "mi")
+    assert info.uses_mi_cache == ("mi" in params)
+    assert set(info.fast_options) <= set(info.option_names)
+    assert set(info.index_options) <= set(info.option_names)
+
+
+def test_a_misspelt_registered_option_fails_at_registration() -> None:
+    def metric(latents, factors, *, estimator="histogram"):
+        raise AssertionError("never called")
+
+    for facts in ({"index_options": {"estimater": "discrete"}},
+                  {"fast_options": {"n_binz": 5}}):
+        with pytest.raises(ValueError, match=r"for metric '_misspelt'.*known options: estimator"):
+            register_metric("_misspelt", scores=(ScoreInfo("score"),), **facts)(metric)
+        assert "_misspelt" not in METRICS
+
+
+def test_mutual_information_metrics_declare_how_they_read_labels() -> None:
+    assert {"mig", "modularity", "infomec", "dci"} <= set(LABEL_METRICS)
+
+
+@pytest.mark.parametrize("name", LABEL_METRICS)
+def test_index_options_make_scores_independent_of_label_numbering(name: str, data) -> None:
+    # codebook indices: labels whose numbering means nothing; more labels per latent
+    # than histogram bins, so reading them as numbers would merge unrelated labels
+    rng = np.random.default_rng(31)
+    mixed = data["mixed"]
+    labels = np.floor(8 * (mixed - mixed.min(axis=0))).astype(np.int64)  # (N, 4)
+    renumbered = np.stack(
+        [rng.permutation(labels[:, j].max() + 1)[labels[:, j]] for j in range(4)], axis=1
+    )
+    options = {**METRICS[name].fast_options, **METRICS[name].index_options}  # fast mode
+    a = _run(name, labels.astype(float), data["factors"], **options)
+    b = _run(name, renumbered.astype(float), data["factors"], **options)
+    for s in METRICS[name].scores:
+        value = a.scores()[s.name]
+        assert np.isfinite(value) and s.bounds[0] - 1e-9 <= value <= s.bounds[1] + 1e-9
+        assert value == pytest.approx(b.scores()[s.name], abs=INVARIANCE_TOL.get(name, 1e-6))

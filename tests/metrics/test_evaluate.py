@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from disentkit import evaluate
-from disentkit.metrics import METRICS, default_suite, mig
+from disentkit.metrics import METRICS, check_metric_options, default_suite, mig
 from disentkit.metrics._mi import mutual_info_matrix
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from tests.conftest import make_factors
@@ -190,3 +190,43 @@ def test_random_baseline_carries_the_metric_ids_of_its_representation(kind) -> N
     # the null level is that of the same estimator: random labels carry almost no MI
     if kind != "continuous":
         assert out.baselines["random"]["infomec"].infom < 0.2 < out.results["infomec"].infom
+
+
+# -- options checked up front ------------------------------------------------------------
+
+
+def test_unknown_option_of_a_later_metric_fails_before_any_metric_runs(pair) -> None:
+    latents, factors = pair
+    seen: list[str] = []
+    with pytest.raises(ValueError, match="unknown option 'nbins' for metric 'mig'") as err:
+        evaluate(latents, factors, metrics=["dci", "mig"], options={"mig": {"nbins": 5}},
+                 progress=seen.append)
+    assert seen == []  # progress is reported before each metric: none ran
+    msg = str(err.value)
+    assert "did you mean 'n_bins'?" in msg
+    assert "known options: estimator, n_bins, n_neighbors, seed" in msg
+
+
+def test_every_unknown_option_is_named_with_its_closest_match(pair) -> None:
+    latents, factors = pair
+    with pytest.raises(ValueError, match="unknown options 'nbins', 'zzz' for metric 'mig'"
+                       r" \(did you mean 'n_bins' for 'nbins'\?\)"):
+        evaluate(latents, factors, metrics=["mig"], options={"mig": {"nbins": 5, "zzz": 1}})
+
+
+def test_options_for_a_metric_not_run_are_rejected(pair) -> None:
+    latents, factors = pair
+    with pytest.raises(ValueError, match="options given for 'dci', which is not among"):
+        evaluate(latents, factors, metrics=["mig"], options={"dci": {"backend": "hist"}})
+    with pytest.raises(TypeError, match="options of metric 'mig' must be a mapping"):
+        evaluate(latents, factors, metrics=["mig"], options={"mig": ["n_bins"]})
+    with pytest.raises(TypeError, match="options must be a mapping"):
+        evaluate(latents, factors, metrics=["mig"], options=[("mig", {})])
+
+
+def test_check_metric_options_accepts_every_registered_option() -> None:
+    for name, info in METRICS.items():
+        assert check_metric_options({name: dict.fromkeys(info.option_names)}, [name]) == {
+            name: dict.fromkeys(info.option_names)
+        }
+    assert check_metric_options(None, ["mig"]) == {}

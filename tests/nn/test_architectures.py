@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
 from disentkit.nn import (
     ARCHITECTURES,
+    Architecture,
     QLAEDecoder,
     QLAEEncoder,
     build_decoder,
@@ -15,6 +18,7 @@ from disentkit.nn import (
     split_weight_decay,
 )
 from disentkit.nn.qlae import StyleBlock, n_resampling_stages
+from disentkit.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -187,3 +191,30 @@ def test_bad_widths_and_options():
         build_decoder("dlib", image_shape=(1, 64, 64), in_features=2.5)
     with pytest.raises(ValueError, match="takes no options"):
         build_decoder("dlib", image_shape=(1, 64, 64), in_features=2, style_activation="relu")
+
+
+# -- the registry ------------------------------------------------------------------------
+
+
+def test_architectures_are_a_registry_with_a_did_you_mean():
+    assert isinstance(ARCHITECTURES, Registry) and {"dlib", "qlae"} <= set(ARCHITECTURES)
+    assert all(isinstance(e, Architecture) and e.name == n for n, e in ARCHITECTURES.items())
+    with pytest.raises(ValueError, match=r"arch must be one of .*received 'qlea' "
+                       r"\(did you mean 'qlae'\?\)"):
+        build_encoder("qlea", image_shape=(1, 32, 32), out_features=2)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_declared_options_are_accepted_and_others_rejected(arch):
+    entry = ARCHITECTURES[arch]
+    for part, build, width in (("encoder", build_encoder, "out_features"),
+                               ("decoder", build_decoder, "in_features")):
+        declared = getattr(entry, f"{part}_options")
+        builder = getattr(entry, part)
+        params = inspect.signature(builder).parameters
+        assert declared == tuple(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY)
+        defaults = {n: params[n].default for n in declared}
+        module = build(arch, image_shape=(1, 32, 32), **{width: 2}, **defaults)
+        assert isinstance(module, nn.Module)
+        with pytest.raises(ValueError, match=f"the '{arch}' {part}"):
+            build(arch, image_shape=(1, 32, 32), **{width: 2}, no_such_option=1)

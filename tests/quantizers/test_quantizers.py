@@ -78,6 +78,27 @@ def test_codes_are_exact_codebook_values_and_deterministic(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(QUANTIZERS))
+def test_codebook_access_describes_every_code(name: str) -> None:
+    """Exactly one of codebook_values / codebook_vectors, and it holds every code."""
+    q = _small(name).eval()
+    z = 2 * torch.randn(256, DIM)
+    codes, indices, _ = q(z)
+    values, vectors = q.codebook_values(), q.codebook_vectors()
+    assert (values is None) != (vectors is None), "exactly one kind of codebook"
+    if values is not None:
+        assert len(values) == DIM
+        for j, v in enumerate(values):
+            assert v.ndim == 1 and v.dtype == torch.float32 and not v.requires_grad
+            assert torch.all(v[1:] >= v[:-1]), "ascending"
+            assert torch.isin(codes[:, j], v).all(), f"dimension {j}: a code outside its values"
+    else:
+        assert vectors.shape == (q.n_codes, DIM) and vectors.dtype == torch.float32
+        assert not vectors.requires_grad
+        assert torch.equal(vectors[indices], codes)
+        assert torch.equal(q.indices_to_codes(torch.arange(q.n_codes)), vectors)
+
+
+@pytest.mark.parametrize("name", sorted(QUANTIZERS))
 def test_float32_under_cpu_bfloat16_autocast(name: str) -> None:
     q = _small(name).eval()
     layer = torch.nn.Linear(DIM, DIM)

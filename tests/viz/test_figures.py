@@ -109,7 +109,7 @@ def test_traversal_grid_shape_range_and_determinism(model, images):
 
 def test_quantized_traversal_visits_exactly_the_codebook_values(runs, images, monkeypatch):
     m = load_model(runs["qlae"])
-    codebooks = np.sort(m.quantizer._codebooks().detach().numpy(), axis=1)  # (D, V)
+    codebooks = np.sort(m.quantizer.values.detach().numpy(), axis=1)  # (D, V)
     seeds, _ = images
     plan = traversal_plan(m, seeds[:2], n_steps=10)
     assert plan.kind == "codebook"
@@ -188,7 +188,7 @@ def test_prior_samples_are_seeded(model, monkeypatch):
     if name == "qlae":  # uniform over each latent's codebook values
         seen = _record_decoder_inputs(m, monkeypatch)
         prior_samples(m, 64, 0)
-        books = m.quantizer._codebooks().detach().numpy()
+        books = m.quantizer.values.detach().numpy()  # (D, V)
         z = np.concatenate(seen)
         assert all(set(z[:, j].tolist()) <= set(books[j].tolist()) for j in range(N_LATENTS))
 

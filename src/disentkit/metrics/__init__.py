@@ -22,7 +22,13 @@ from disentkit.metrics.active import (
 )
 from disentkit.metrics.beta_vae import BetaVAEResult, beta_vae_score
 from disentkit.metrics.dci import DCIResult, dci, dci_from_importance
-from disentkit.metrics.evaluate import Evaluation, ScoreRow, default_suite, evaluate
+from disentkit.metrics.evaluate import (
+    Evaluation,
+    ScoreRow,
+    check_metric_options,
+    default_suite,
+    evaluate,
+)
 from disentkit.metrics.factor_vae import FactorVAEResult, factor_vae_score
 from disentkit.metrics.infomec import InfoMECResult, infomec
 from disentkit.metrics.mig import MIGResult, mig
@@ -66,6 +72,7 @@ __all__ = [
     "UnsupervisedResult",
     "active_latents",
     "beta_vae_score",
+    "check_metric_options",
     "compare_mean_sampled",
     "dci",
     "dci_from_importance",

@@ -9,6 +9,8 @@ changes whenever an option changes the number, so scores with the same ID are co
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +124,12 @@ class MetricInfo:
         in_default_suite: computed by :func:`disentkit.evaluate` when no list is given.
         fast_options: option overrides applied under ``mode="fast"``.
         reference: where the reference definition comes from.
+        index_options: options for latents that are labels rather than numbers (codebook
+            indices): e.g. the plug-in MI estimator on the labels instead of binning their
+            values. Empty when the metric reads every latent as a number.
+        option_names: the keyword options ``func`` accepts, read from its signature once at
+            registration (for sampling metrics without the sampler and representation).
+        uses_mi_cache: ``func`` takes ``mi=`` and so can share mutual-information estimates.
     """
 
     name: str
@@ -133,10 +141,58 @@ class MetricInfo:
     in_default_suite: bool = True
     fast_options: Mapping[str, Any] = field(default_factory=dict)
     reference: str = ""
+    index_options: Mapping[str, Any] = field(default_factory=dict)
+    option_names: tuple[str, ...] = ()
+    uses_mi_cache: bool = False
 
     @property
     def score_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.scores)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` unless every key of ``options`` is an option of this metric.
+
+        The message names the metric, the unknown options (with the closest known name)
+        and every known option.
+
+        Example:
+            >>> import disentkit.metrics
+            >>> METRICS["mig"].check_options({"nbins": 5})  # doctest: +NORMALIZE_WHITESPACE
+            Traceback (most recent call last):
+            ...
+            ValueError: unknown option 'nbins' for metric 'mig' (did you mean 'n_bins'?);
+            known options: estimator, n_bins, n_neighbors, seed
+        """
+        if not isinstance(options, Mapping):
+            raise TypeError(
+                f"options of metric {self.name!r} must be a mapping of option names to "
+                f"values; received {type(options).__name__}"
+            )
+        unknown = [k for k in options if k not in self.option_names and not self._internal(k)]
+        if not unknown:
+            return
+        close = {
+            key: match[0]
+            for key in unknown
+            if (match := difflib.get_close_matches(str(key), self.option_names, n=1))
+        }
+        if len(unknown) == 1 and close:
+            hint = f" (did you mean {close[unknown[0]]!r}?)"
+        elif close:
+            hint = " (did you mean " + ", ".join(
+                f"{v!r} for {k!r}" for k, v in close.items()) + "?)"
+        else:
+            hint = ""
+        noun = "option" if len(unknown) == 1 else "options"
+        names = ", ".join(repr(k) for k in unknown)
+        known = ", ".join(self.option_names) or "(none)"
+        raise ValueError(
+            f"unknown {noun} {names} for metric {self.name!r}{hint}; known options: {known}"
+        )
+
+    def _internal(self, key: object) -> bool:
+        """``mi``: a shared estimate, accepted but not listed as an option."""
+        return key == "mi" and self.uses_mi_cache
 
 
 METRICS: Registry[MetricInfo] = Registry("metric")
@@ -152,27 +208,54 @@ def register_metric(
     in_default_suite: bool = True,
     fast_options: Mapping[str, Any] | None = None,
     reference: str = "",
+    index_options: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., MetricResult]], Callable[..., MetricResult]]:
-    """Register a metric function under ``name`` with its metadata (decorator)."""
+    """Register a metric function under ``name`` with its metadata (decorator).
+
+    The function's keyword options are read from its signature here, once; ``fast_options``
+    and ``index_options`` must use them (a misspelt one fails at import).
+    """
 
     def decorator(func: Callable[..., MetricResult]) -> Callable[..., MetricResult]:
-        METRICS.add(
-            name,
-            MetricInfo(
-                name=name,
-                func=func,
-                scores=scores,
-                version=version,
-                kind=kind,
-                needs_discrete_latents=needs_discrete_latents,
-                in_default_suite=in_default_suite,
-                fast_options=dict(fast_options or {}),
-                reference=reference,
-            ),
+        option_names, uses_mi = _signature_options(func)
+        info = MetricInfo(
+            name=name,
+            func=func,
+            scores=scores,
+            version=version,
+            kind=kind,
+            needs_discrete_latents=needs_discrete_latents,
+            in_default_suite=in_default_suite,
+            fast_options=dict(fast_options or {}),
+            reference=reference,
+            index_options=dict(index_options or {}),
+            option_names=option_names,
+            uses_mi_cache=uses_mi,
         )
+        info.check_options(info.fast_options)
+        info.check_options(info.index_options)
+        METRICS.add(name, info)
         return func
 
     return decorator
+
+
+#: leading parameters of every metric function, which are data, not options:
+#: ``(latents, factors)`` for array metrics, ``(sampler, representation)`` for sampling ones
+_N_DATA_PARAMS = 2
+
+
+def _signature_options(func: Callable[..., MetricResult]) -> tuple[tuple[str, ...], bool]:
+    """The option names of ``func`` (its parameters after the two data arguments, ``mi``
+    left out) and whether it takes ``mi``."""
+    params = list(inspect.signature(func).parameters.values())
+    names = [
+        p.name
+        for p in params[_N_DATA_PARAMS:]
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    uses_mi = "mi" in names
+    return tuple(n for n in names if n != "mi"), uses_mi
 
 
 def metric_id(name: str, variant: str = "") -> str:

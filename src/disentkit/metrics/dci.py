@@ -465,6 +465,7 @@ def _fit_binned(
         ScoreInfo("informativeness_test"),
     ),
     fast_options={"backend": "binned"},
+    index_options={"latent_type": "categorical"},
     reference="Eastwood & Williams 2018; disentanglement_lib evaluation/metrics/dci.py",
 )
 def dci(

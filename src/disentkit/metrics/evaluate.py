@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -191,15 +190,58 @@ def default_suite(kind: str = "array") -> list[str]:
 
 def _call(info: MetricInfo, latents: np.ndarray, factors: np.ndarray, kwargs: Mapping[str, Any],
           common: Mapping[str, Any]) -> MetricResult:
-    params = inspect.signature(info.func).parameters
-    accepted = {k: v for k, v in common.items() if k in params}
-    unknown = sorted(set(kwargs) - set(params) - {"latents", "factors"})
-    if unknown:
-        valid = sorted(k for k in params if k not in ("latents", "factors", "mi"))
-        raise ValueError(
-            f"unknown option(s) {unknown} for metric {info.name!r}; valid options: {valid}"
-        )
+    accepted = {k: v for k, v in common.items() if k in info.option_names}
     return info.func(latents, factors, **{**accepted, **kwargs})
+
+
+def check_metric_options(
+    options: Mapping[str, Mapping[str, Any]] | None, metrics: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Check per-metric options against the metrics that will run, before any of them runs.
+
+    Every key of ``options`` must be one of ``metrics``, and every option name one its
+    metric accepts (the names registered with the metric), so a misspelt option of the
+    last metric fails at once rather than after the others have run.
+
+    Args:
+        options: metric name → option name → value, e.g. ``{"mig": {"n_bins": 10}}``.
+        metrics: registry names of the metrics that will run.
+
+    Returns:
+        a copy of ``options`` as plain dicts (empty for ``None``).
+
+    Raises:
+        ValueError: options for a metric not among ``metrics``, or an unknown option
+            (named with the closest known one and every known option).
+        TypeError: ``options`` or one metric's options is not a mapping.
+
+    Example:
+        >>> check_metric_options({"mig": {"n_bins": 10}}, ["dci", "mig"])
+        {'mig': {'n_bins': 10}}
+        >>> check_metric_options({"mig": {"nbins": 5}}, ["dci", "mig"])
+        ... # doctest: +NORMALIZE_WHITESPACE
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown option 'nbins' for metric 'mig' (did you mean 'n_bins'?);
+        known options: estimator, n_bins, n_neighbors, seed
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            "options must be a mapping of metric names to option mappings, e.g. "
+            f"{{'mig': {{'n_bins': 10}}}}; received {type(options).__name__}"
+        )
+    names = list(dict.fromkeys(metrics))
+    out: dict[str, dict[str, Any]] = {}
+    for name, opts in options.items():
+        if name not in names:
+            raise ValueError(
+                f"options given for {name!r}, which is not among the metrics run: {names}"
+            )
+        METRICS[name].check_options(opts)
+        out[name] = dict(opts)
+    return out
 
 
 def _resolve_metrics(metrics: Iterable[str] | None) -> list[MetricInfo]:
@@ -235,8 +277,7 @@ def _run_suite(
             progress(f"{label}{info.name}")
         start = time.perf_counter()
         kwargs = dict(options.get(info.name, {}))
-        params = inspect.signature(info.func).parameters
-        if "mi" in params:
+        if info.uses_mi_cache:
             kwargs.setdefault("mi", cache)
         results[info.name] = _call(info, latents, factors, kwargs, common)
         seconds[info.name] = time.perf_counter() - start
@@ -310,7 +351,8 @@ def evaluate(
             (each metric's registered ``fast_options`` swapped in; the metric IDs say so).
         seed: one integer seed handed to every metric (so a metric run alone with the same
             seed gives the same number) and used for bootstrap resampling and baselines.
-        options: per-metric option overrides, e.g. ``{"dci": {"backend": "hist"}}``.
+        options: per-metric option overrides, e.g. ``{"dci": {"backend": "hist"}}``; all
+            checked (:func:`check_metric_options`) before the first metric runs.
         n_bootstrap: number of bootstrap replicates (rows resampled with replacement, the
             whole suite recomputed on each) for percentile confidence intervals; 0 for none.
         confidence: level of the intervals.
@@ -349,16 +391,11 @@ def evaluate(
     rng = as_generator(seed)
     seed_int = int(seed) if isinstance(seed, int | np.integer) else int_seed(rng)
     infos = _resolve_metrics(metrics)
+    # every option of every metric checked before the first metric runs
+    user_options = check_metric_options(options, [i.name for i in infos])
     p = prepare(latents, factors, metric="evaluate")
     lat = p.latents
     fac = check_factors(factors)[:, list(p.kept_factors)]  # constant factors skipped once
-    user_options = dict(options or {})
-    for name in user_options:
-        if name not in {i.name for i in infos}:
-            raise ValueError(
-                f"options given for {name!r}, which is not among the metrics run: "
-                f"{[i.name for i in infos]}"
-            )
     merged = {
         i.name: {**(i.fast_options if mode == "fast" else {}), **user_options.get(i.name, {})}
         for i in infos

@@ -143,6 +143,7 @@ class InfoMECResult(MetricResult):
         ScoreInfo("infoe", zero_when_independent=True),
     ),
     fast_options={"infoe_max_samples": 2000, "infoe_rows_per_feature": 200},
+    index_options={"latent_type": "discrete", "infoe_features": "onehot"},
     reference="Hsu et al. 2023 (latent quantization); LQ disentangle/metrics/infomec.py "
     "(protocol='standalone'), disentangle/metrics/{mutual_information,explicitness}.py "
     "(protocol='training')",

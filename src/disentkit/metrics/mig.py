@@ -36,6 +36,7 @@ class MIGResult(MetricResult):
 @register_metric(
     "mig",
     scores=(ScoreInfo("score", zero_when_independent=True),),
+    index_options={"estimator": "discrete"},
     reference="Chen et al. 2018; disentanglement_lib evaluation/metrics/mig.py",
 )
 def mig(

@@ -424,12 +424,27 @@ class RelaxedScalarCodebook(nn.Module):
     temperature ``τ`` and outputs ``Σ_k w_k v_k``; evaluation takes the nearest value. Math in
     float32 with autocast off. Values start ``N(0, 1)`` (``nn.Embedding``'s default, the
     reference's ``init_type: normal``).
+
+    Args:
+        n_codes: scalars in the codebook.
+        dim: latents per image, each quantized with the same codebook.
     """
 
-    def __init__(self, n_codes: int) -> None:
+    def __init__(self, n_codes: int, dim: int) -> None:
         super().__init__()
         self.n_codes = n_codes
+        self.dim = dim
         self.values = nn.Parameter(torch.randn(n_codes))  # (K,)
+
+    def codebook_values(self) -> tuple[torch.Tensor, ...]:
+        """The shared codebook, ascending (detached float32), once per latent: the
+        :meth:`disentkit.quantizers.Quantizer.codebook_values` contract."""
+        shared = self.values.detach().float().sort().values  # (K,)
+        return (shared,) * self.dim
+
+    def codebook_vectors(self) -> None:
+        """``None``: each latent is a scalar (see :meth:`codebook_values`)."""
+        return None
 
     def forward(
         self, z: torch.Tensor, temperature: float, hard: bool
@@ -515,7 +530,7 @@ class FactorQVAE(Model):
             in_features=config.n_latents,
             **_decoder_options(config),
         )
-        self.quantizer = RelaxedScalarCodebook(config.n_codes)
+        self.quantizer = RelaxedScalarCodebook(config.n_codes, config.n_latents)
         width = config.n_latents * config.n_codes
         layers: list[nn.Module] = []
         for i in range(config.disc_layers - 1):

@@ -18,26 +18,110 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from disentkit.nn.dlib import DlibDecoder, DlibEncoder
 from disentkit.nn.qlae import QLAEDecoder, QLAEEncoder
-
-#: architecture names accepted by :func:`build_encoder` and :func:`build_decoder`
-ARCHITECTURES = ("dlib", "qlae")
+from disentkit.registry import Registry
 
 
-def _check_arch(arch: str) -> None:
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}; received {arch!r}")
+@dataclass(frozen=True)
+class Architecture:
+    """A registered encoder/decoder pair.
+
+    Attributes:
+        name: registry name.
+        encoder: ``encoder(image_shape, out_features, **options)``: float images
+            ``(B, C, H, W)`` → ``(B, out_features)``.
+        decoder: ``decoder(image_shape, in_features, **options)``: ``(B, in_features)`` →
+            logits ``(B, C, H, W)``.
+        description: one line.
+        encoder_options: keyword options of ``encoder``, read from its signature.
+        decoder_options: keyword options of ``decoder``, read from its signature.
+    """
+
+    name: str
+    encoder: Callable[..., nn.Module]
+    decoder: Callable[..., nn.Module]
+    description: str = ""
+    encoder_options: tuple[str, ...] = ()
+    decoder_options: tuple[str, ...] = ()
+
+
+#: encoder/decoder architectures by name, built by :func:`build_encoder` and
+#: :func:`build_decoder`
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+
+
+def _keyword_options(builder: Callable[..., nn.Module]) -> tuple[str, ...]:
+    params = inspect.signature(builder).parameters.values()
+    return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+
+
+def register_architecture(
+    name: str,
+    *,
+    encoder: Callable[..., nn.Module],
+    decoder: Callable[..., nn.Module],
+    description: str = "",
+) -> Architecture:
+    """Register an encoder/decoder pair under ``name``; options are their keyword-only
+    parameters after ``(image_shape, width)``."""
+    return ARCHITECTURES.add(
+        name,
+        Architecture(
+            name=name,
+            encoder=encoder,
+            decoder=decoder,
+            description=description,
+            encoder_options=_keyword_options(encoder),
+            decoder_options=_keyword_options(decoder),
+        ),
+    )
+
+
+register_architecture(
+    "dlib",
+    encoder=DlibEncoder,
+    decoder=DlibDecoder,
+    description="the 64×64 convolutional encoder/decoder of the disentanglement_lib studies",
+)
+register_architecture(
+    "qlae",
+    encoder=QLAEEncoder,
+    decoder=QLAEDecoder,
+    description="QLAE's image encoder and StyleGAN-like decoder (Hsu et al., NeurIPS 2023)",
+)
+
+
+def _architecture(arch: str) -> Architecture:
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch]
+    hint = ARCHITECTURES.suggestion(arch)
+    raise ValueError(
+        f"arch must be one of {list(ARCHITECTURES)}; received {arch!r}{hint}"
+    )
 
 
 def _check_width(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer; received {value!r}")
+
+
+def _check_options(arch: str, part: str, options: dict[str, Any], valid: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(valid))
+    if not unknown:
+        return
+    if not valid:
+        raise ValueError(f"the {arch!r} {part} takes no options; received {sorted(options)}")
+    raise ValueError(
+        f"unknown option(s) {unknown} for the {arch!r} {part}; valid options: {list(valid)}"
+    )
 
 
 def build_encoder(
@@ -46,22 +130,19 @@ def build_encoder(
     """The encoder of architecture ``arch``: ``(B, C, H, W)`` float → ``(B, out_features)``.
 
     Args:
-        arch: one of :data:`ARCHITECTURES`.
+        arch: a name in :data:`ARCHITECTURES`.
         image_shape: ``(C, H, W)`` of the input images.
         out_features: output width (``2·n_latents`` for a Gaussian encoder).
-        **options: architecture-specific options (none for ``"dlib"``).
+        **options: architecture-specific options (none for ``"dlib"`` and ``"qlae"``).
 
     Raises:
-        ValueError: unknown architecture, bad image shape or width.
+        ValueError: unknown architecture (with the closest name), bad image shape, width or
+            option.
     """
-    _check_arch(arch)
+    entry = _architecture(arch)
     _check_width("out_features", out_features)
-    image_shape = tuple(image_shape)  # type: ignore[assignment]
-    if arch == "dlib":
-        if options:
-            raise ValueError(f"the 'dlib' encoder takes no options; received {sorted(options)}")
-        return DlibEncoder(image_shape, out_features)
-    return QLAEEncoder(image_shape, out_features, **options)
+    _check_options(arch, "encoder", options, entry.encoder_options)
+    return entry.encoder(tuple(image_shape), out_features, **options)
 
 
 def build_decoder(
@@ -70,22 +151,19 @@ def build_decoder(
     """The decoder of architecture ``arch``: ``(B, in_features)`` → logits ``(B, C, H, W)``.
 
     Args:
-        arch: one of :data:`ARCHITECTURES`.
+        arch: a name in :data:`ARCHITECTURES`.
         image_shape: ``(C, H, W)`` of the output images.
         in_features: latent width.
         **options: architecture-specific options (``"qlae"``: ``style_activation``).
 
     Raises:
-        ValueError: unknown architecture, bad image shape or width.
+        ValueError: unknown architecture (with the closest name), bad image shape, width or
+            option.
     """
-    _check_arch(arch)
+    entry = _architecture(arch)
     _check_width("in_features", in_features)
-    image_shape = tuple(image_shape)  # type: ignore[assignment]
-    if arch == "dlib":
-        if options:
-            raise ValueError(f"the 'dlib' decoder takes no options; received {sorted(options)}")
-        return DlibDecoder(image_shape, in_features)
-    return QLAEDecoder(image_shape, in_features, **options)
+    _check_options(arch, "decoder", options, entry.decoder_options)
+    return entry.decoder(tuple(image_shape), in_features, **options)
 
 
 def split_weight_decay(
@@ -126,11 +204,13 @@ def split_weight_decay(
 
 __all__ = [
     "ARCHITECTURES",
+    "Architecture",
     "DlibDecoder",
     "DlibEncoder",
     "QLAEDecoder",
     "QLAEEncoder",
     "build_decoder",
     "build_encoder",
+    "register_architecture",
     "split_weight_decay",
 ]

@@ -16,6 +16,12 @@ vector-quantize-pytorch, so ``codes, indices, aux = q(z)`` unpacks it):
   fraction of codebook entries used in the batch; ``perplexity``: ``exp`` of the entropy of
   the batch's code histogram; one codebook per dimension or group is averaged over them).
 
+What the codes can be is public, so users (traversals, plots) need not know the quantizer:
+exactly one of :meth:`Quantizer.codebook_values` (quantizers that round each dimension on
+its own: the values each dimension takes) and :meth:`Quantizer.codebook_vectors`
+(quantizers whose codes are ``dim``-vectors: the entries) returns a tensor, the other
+``None``.
+
 Quantization math runs in float32 with autocast disabled, whatever the input's dtype and the
 surrounding autocast region. State that changes during training (EMA statistics) lives in
 registered buffers and is updated only in training mode, under ``torch.no_grad()``.
@@ -92,6 +98,27 @@ class Quantizer(nn.Module):
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """The float32 codes of ``indices`` (the inverse of the forward pass's indices)."""
         raise NotImplementedError
+
+    def codebook_values(self) -> tuple[torch.Tensor, ...] | None:
+        """The values each dimension of ``z`` can be quantized to, for quantizers that round
+        every dimension on its own (scalar codebooks, FSQ).
+
+        Returns:
+            ``dim`` detached float32 tensors, the ``j``-th ``(V_j,)`` sorted ascending: every
+            ``codes[..., j]`` of the forward pass is one of them. ``None`` for quantizers
+            whose codes are vectors (see :meth:`codebook_vectors`).
+        """
+        return None
+
+    def codebook_vectors(self) -> torch.Tensor | None:
+        """The entries a vector quantizer's codes are drawn from.
+
+        Returns:
+            detached float32 ``(n_codes, dim)``, in index order (``indices_to_codes(k)`` is
+            row ``k``). ``None`` for quantizers that round each dimension on its own (see
+            :meth:`codebook_values`).
+        """
+        return None
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, n_codes={self.n_codes}"

@@ -205,7 +205,11 @@ class CosineQuantizer(Quantizer):
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """Normalised codebook entries ``(..., dim)`` float32 of ``indices`` ``(...)``."""
-        return self.normalized_codebook().detach()[indices.long()]
+        return self.codebook_vectors()[indices.long()]
+
+    def codebook_vectors(self) -> torch.Tensor:
+        """The unit-norm entries ``(n_codes, dim)``, detached float32."""
+        return self.normalized_codebook().detach()
 
     @torch.no_grad()
     def _init_from_data(self, flat: torch.Tensor) -> None:

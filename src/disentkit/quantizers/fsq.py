@@ -158,5 +158,19 @@ class FSQ(Quantizer):
         codes = (digits - self._half_width).float() / self._half_width  # (..., G, g)
         return codes.reshape(*indices.shape[:-1], self.dim)
 
+    def codebook_values(self) -> tuple[torch.Tensor, ...]:
+        """The grid of each dimension: ``(k − ⌊L/2⌋) / ⌊L/2⌋`` for ``k = 0 … L − 1``.
+
+        Example:
+            >>> [v.tolist() for v in FSQ(2, levels=(3, 4)).codebook_values()]
+            [[-1.0, 0.0, 1.0], [-1.0, -0.5, 0.0, 0.5]]
+        """
+        device = self._half_width.device
+        grids = [
+            (torch.arange(levels, device=device) - levels // 2).float() / (levels // 2)
+            for levels in self.levels
+        ]  # one (L_i,) grid per dimension of a group
+        return tuple(grids[j % self.group_size] for j in range(self.dim))
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, levels={self.levels}, eps={self.eps}, shift={self.shift_fn!r}"

@@ -97,6 +97,16 @@ class ScalarQuantizer(Quantizer):
         """The values as float32 ``(dim, n_values)`` (the shared codebook expanded)."""
         return self.values.float().expand(self.dim, -1)
 
+    def codebook_values(self) -> tuple[torch.Tensor, ...]:
+        """Each dimension's codebook ``(n_values,)``, ascending (detached float32).
+
+        Example:
+            >>> q = GlobalScalarQuantizer(2, n_values=3)
+            >>> [v.tolist() for v in q.codebook_values()]
+            [[-0.5, 0.0, 0.5], [-0.5, 0.0, 0.5]]
+        """
+        return tuple(self._codebooks().detach().sort(dim=-1).values.unbind(0))  # D × (V,)
+
     def quantize(self, z: torch.Tensor) -> QuantizerOutput:
         values = self._codebooks()  # (D, V)
         with torch.no_grad():

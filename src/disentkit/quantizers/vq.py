@@ -165,7 +165,11 @@ class VectorQuantizer(Quantizer):
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """Codebook entries ``(..., dim)`` float32 of ``indices`` ``(...)``."""
-        return self.codebook.detach().float()[indices.long()]
+        return self.codebook_vectors()[indices.long()]
+
+    def codebook_vectors(self) -> torch.Tensor:
+        """The codebook ``(n_codes, dim)``, detached float32."""
+        return self.codebook.detach().float()
 
     # -- training-time state -------------------------------------------------------------
     @torch.no_grad()

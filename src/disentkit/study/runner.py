@@ -183,7 +183,8 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
         result = evaluate_run(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
                               mode=cfg.eval.mode, seed=cfg.eval.seed,
                               batch_size=cfg.eval.batch_size,
-                              n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines)
+                              n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines,
+                              options=cfg.eval.options)
         evaluated = time.perf_counter()
     except BaseException as exc:
         write_json(path / FAILED_FILE, {

@@ -205,8 +205,8 @@ class EvalConfig:
     @field_validator("options")
     @classmethod
     def _check_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name in value:
-            METRICS[name]  # raises, listing the known metrics
+        for name, options in value.items():
+            METRICS[name].check_options(options)  # unknown metric or option: listed
         return value
 
 

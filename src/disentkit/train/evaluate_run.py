@@ -8,11 +8,11 @@ model offers is scored (VAEs: ``mean`` and ``sampled``; quantized models: ``quan
 and ``indices``), each with the same factors, metrics and seed.
 
 Codebook indices are labels, not numbers (entry 7 is not "between" entries 6 and 8), so
-for the ``indices`` representation the mutual-information metrics use the discrete
-(plug-in) estimator on the labels (:data:`INDEX_OPTIONS`: InfoMEC with
-``latent_type="discrete"`` and one-hot InfoE features, MIG and modularity with
-``estimator="discrete"``); histogram binning or kNN on label values would merge or
-neighbour unrelated entries. DCI splits each
+for the ``indices`` representation each metric runs with the options it registered for
+label latents (:attr:`disentkit.metrics.MetricInfo.index_options`): the
+mutual-information metrics use the discrete (plug-in) estimator on the labels (InfoMEC
+with ``latent_type="discrete"``, MIG and modularity with ``estimator="discrete"``);
+histogram binning or kNN on label values would merge or neighbour unrelated entries. DCI splits each
 index one category against the rest (``latent_type="categorical"``: trees on one-hot
 columns, importances summed per latent), so its scores do not depend on how the entries
 are numbered; in reference mode that fits ``GradientBoostingClassifier()`` on one column
@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from disentkit._validation import about_file
+from disentkit.metrics import MetricInfo
 from disentkit.train.checkpoint import (
     MODEL_JSON_NAME,
     _jsonable,
@@ -51,15 +52,9 @@ __all__ = ["METRICS_NAME", "SCORED_KINDS", "evaluate_run"]
 
 METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
-#: metric options for the ``indices`` representation (categorical latents)
-INDEX_OPTIONS: dict[str, dict[str, Any]] = {
-    # one-hot InfoE features under either InfoMEC protocol (the training protocol's rule
-    # reads an integer dtype, which the float64 representation arrays no longer have)
-    "infomec": {"latent_type": "discrete", "infoe_features": "onehot"},
-    "mig": {"estimator": "discrete"},
-    "modularity": {"estimator": "discrete"},
-    "dci": {"latent_type": "categorical"},
-}
+#: representation kinds whose latents are labels (codebook indices), scored with each
+#: metric's registered ``index_options``
+LABEL_KINDS = ("indices",)
 
 
 def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -70,6 +65,15 @@ def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, 
         config = json.loads(config_path.read_text(encoding="utf-8"))
         return str(config["data"]), dict(config.get("data_options") or {})
     raise ValueError(f"{str(run_dir)!r}: neither model.json nor config.json names the dataset")
+
+
+def _metric_options(
+    info: MetricInfo, kind: str, user_options: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The options ``info``'s metric gets on representation ``kind``: its registered
+    ``index_options`` for label kinds, then the user's options (which win)."""
+    base = info.index_options if kind in LABEL_KINDS else {}
+    return {**base, **user_options.get(info.name, {})}
 
 
 def evaluate_run(
@@ -84,6 +88,7 @@ def evaluate_run(
     progress: Callable[[str], None] | None = None,
     n_bootstrap: int = 0,
     baselines: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Score the trained model of ``run_dir`` and write ``run_dir/metrics.json``.
 
@@ -98,6 +103,12 @@ def evaluate_run(
         batch_size: images per encoder call.
         device: where to run the model (default: CUDA when available, else CPU).
         progress: called with a short label before each metric runs.
+        n_bootstrap: bootstrap replicates for the array metrics' intervals (0: none).
+        baselines: also score the factors themselves and random latents.
+        options: per-metric options for every representation (a run config's
+            ``eval.options``), e.g. ``{"infomec": {"pruning": "training"}}``; applied over
+            the mode's fast options and, for label representations, over the metric's
+            ``index_options`` (explicit options win). Checked before the model is loaded.
 
     Returns:
         what ``metrics.json`` holds: per representation kind the flat scores
@@ -112,7 +123,13 @@ def evaluate_run(
     from disentkit.data import get_dataset
     from disentkit.data.show import max_pixel_value
     from disentkit.data.torch import to_float
-    from disentkit.metrics import METRICS, active_latents, default_suite, evaluate
+    from disentkit.metrics import (
+        METRICS,
+        active_latents,
+        check_metric_options,
+        default_suite,
+        evaluate,
+    )
 
     start = time.perf_counter()
     path = Path(run_dir).expanduser()
@@ -128,6 +145,7 @@ def evaluate_run(
     if not names:
         raise ValueError("metrics must name at least one metric (or be None: the default suite)")
     infos = [METRICS[n] for n in names]  # unknown names raise, listing the known ones
+    user_options = check_metric_options(options, names)  # before anything is computed
     array_names = [i.name for i in infos if i.kind == "array"]
     sampling = [i for i in infos if i.kind != "array"]
 
@@ -191,10 +209,9 @@ def evaluate_run(
         entry: dict[str, Any] = {"n_latents": int(latents.shape[1]), "scores": {},
                                  "metrics": {}}
         if array_names:
-            options = ({m: o for m, o in INDEX_OPTIONS.items() if m in array_names}
-                       if k == "indices" else None)
             ev = evaluate(latents, factors, metrics=array_names, mode=mode, seed=int(seed),
-                          options=options,
+                          options={m: _metric_options(METRICS[m], k, user_options)
+                                   for m in array_names},
                           n_bootstrap=int(n_bootstrap), baselines=bool(baselines),
                           progress=None if progress is None else (
                               lambda label, k=k: progress(f"{k}: {label}")))
@@ -203,11 +220,13 @@ def evaluate_run(
         for info in sampling:
             if progress is not None:
                 progress(f"{k}: {info.name}")
-            options = dict(info.fast_options) if mode == "fast" else {}
+            sampling_options = {**(info.fast_options if mode == "fast" else {}),
+                                **_metric_options(info, k, user_options)}
             t0 = time.perf_counter()
             with torch.random.fork_rng(devices=fork_devices):
                 torch.manual_seed(seed)
-                result = info.func(dataset, representation_fn(k), seed=int(seed), **options)
+                result = info.func(dataset, representation_fn(k), seed=int(seed),
+                                   **sampling_options)
             for score, value in result.scores().items():
                 entry["scores"][info.name if score == "score" else f"{info.name}.{score}"] = value
             entry["scores"][f"{info.name}.metric_id"] = result.metric_id

@@ -249,46 +249,34 @@ class _Bottleneck:
 
 
 def _bottleneck(model: Any, n_latents: int) -> _Bottleneck:
-    from disentkit.models.quantized import RelaxedScalarCodebook
-    from disentkit.quantizers.cosine import CosineQuantizer
-    from disentkit.quantizers.fsq import FSQ
-    from disentkit.quantizers.scalar import ScalarQuantizer
-    from disentkit.quantizers.vq import VectorQuantizer
-
+    """Read the bottleneck from the quantizer contract (``codebook_values`` /
+    ``codebook_vectors``) of ``model.quantizer``, or of ``model.quantizers`` (factorized
+    quantization: one vector codebook per group of latents)."""
     q = getattr(model, "quantizer", None)
     subs = getattr(model, "quantizers", None)
-    if q is None and subs is not None and len(subs) and all(
-            isinstance(s, CosineQuantizer) for s in subs):
+    if q is None and subs is not None and len(subs):
+        vectors = [s.codebook_vectors() for s in subs]
+        if any(v is None for v in vectors):
+            return _Bottleneck("continuous")
         # factorized quantization: each sub-codebook quantizes n_tokens latents
-        # (sub-codebook-major), each latent one unit vector of its sub-codebook
+        # (sub-codebook-major), each latent one vector of its sub-codebook
         per = int(getattr(model.config, "n_tokens", 1))
-        books = tuple(s.normalized_codebook().detach().float().cpu().numpy()
-                      for s in subs for _ in range(per))
+        books = tuple(v.float().cpu().numpy() for v in vectors for _ in range(per))
         width = int(books[0].shape[1])
         if len(books) * width != n_latents:
             raise ValueError(f"{type(model).__name__}: {len(books)} sub-codebook latents of "
                              f"width {width} do not make the {n_latents} quantized values")
         return _Bottleneck("vector", width=width, books=books)
-    if isinstance(q, ScalarQuantizer):
-        values = q._codebooks().detach().float().cpu().numpy()  # (D, V)
-        books = tuple(np.sort(values[j]) for j in range(values.shape[0]))
-    elif isinstance(q, FSQ):
-        import torch
-
-        books = []
-        for j in range(q.dim):
-            levels = q.levels[j % q.group_size]
-            half = levels // 2
-            books.append(((torch.arange(levels) - half).float() / half).numpy())
-        books = tuple(books)
-    elif isinstance(q, RelaxedScalarCodebook):
-        shared = np.sort(q.values.detach().float().cpu().numpy())
-        books = (shared,) * n_latents
-    elif isinstance(q, VectorQuantizer):
-        vectors = q.codebook.detach().float().cpu().numpy()  # (K, d)
-        return _Bottleneck("vector", width=int(vectors.shape[1]), vectors=vectors)
-    else:
+    if q is None:
         return _Bottleneck("continuous")
+    values = q.codebook_values()
+    if values is None:
+        entries = q.codebook_vectors()
+        if entries is None:
+            return _Bottleneck("continuous")
+        vectors = entries.float().cpu().numpy()  # (K, d)
+        return _Bottleneck("vector", width=int(vectors.shape[1]), vectors=vectors)
+    books = tuple(v.float().cpu().numpy() for v in values)  # per latent, ascending
     if len(books) != n_latents:
         raise ValueError(
             f"{type(model).__name__}: the quantizer has {len(books)} codebooks for "
