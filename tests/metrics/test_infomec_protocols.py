@@ -320,12 +320,10 @@ def test_evaluate_and_cli_options_select_the_protocol(continuous) -> None:
     assert flat["infomec.infom"] == direct.infom and flat["infomec.infoe"] == direct.infoe
 
 
-def test_run_evaluation_index_options_one_hot_indices_under_both_protocols(quantized) -> None:
-    from disentkit.train.evaluate_run import INDEX_OPTIONS
-
+def test_registered_index_options_one_hot_indices_under_both_protocols(quantized) -> None:
     _, idx, s = quantized
     as_float = idx.astype(np.float64)  # the run evaluation's representation arrays
-    options = INDEX_OPTIONS["infomec"]
+    options = METRICS["infomec"].index_options
     standalone = run(as_float, s, **options)
     assert standalone.metric_id == "infomec/discrete-prune20-insample@1"  # unchanged
     assert standalone.scores() == run(as_float, s, latent_type="discrete").scores()
