@@ -24,8 +24,11 @@ One iteration at step ``t`` (0-based):
 Parameter groups. ``model.param_groups()`` returns torch-style groups; besides ``params``
 the trainer reads ``optimizer`` (``"adam"``, ``"adamw"`` or ``"sgd"``), ``lr``, ``betas``,
 ``eps``, ``weight_decay``, ``momentum`` and ``clip_value``. ``"adam"`` and ``"adamw"``
-groups share one ``torch.optim.Adam`` whose groups set ``decoupled_weight_decay`` (AdamW
-is Adam with decoupled decay), so one gradient scaler step covers them all. A group
+groups share one ``DecoupledAdam`` (``train/_optim.py``: ``torch.optim.Adam`` whose
+``"adamw"`` groups apply AdamW's decoupled decay ``w ← w − lr·λ·w`` themselves, so the
+step does not depend on which torch release honours Adam's ``decoupled_weight_decay``
+flag), and one gradient scaler step covers them all; ``"adam"`` groups with a
+``weight_decay`` get Adam's coupled L2 (``λ·w`` added to the gradient). A group
 without ``optimizer`` gets ``"adamw"`` (the same as Adam when its ``weight_decay`` is 0);
 without ``lr``, 1e-3. Values set in the run config (``lr``, ``optimizer.*``) override
 every main group; ``None`` keeps the model's choice. Extra steps use their
@@ -265,7 +268,9 @@ def _build_optimizer(
         )
     if families == {"sgd"}:
         return torch.optim.SGD(built)
-    return torch.optim.Adam(built)
+    from disentkit.train._optim import DecoupledAdam
+
+    return DecoupledAdam(built)
 
 
 def _clip(optimizer: Any) -> None:
