@@ -124,7 +124,7 @@ def test_cli_writes_score_columns_and_a_progress_line(tmp_path):
     result = CliRunner().invoke(app, [
         "train", "--model", TINY, "--data", "xyobject_tiny", "--steps", "8", "--run-dir",
         str(run), "--no-evaluate", "--no-report", "--set", "eval.every=4", "--set",
-        "eval.every_n_samples=100", "--set", "log_every=4", "--set", "model.kind=ae"])
+        "eval.every_n_samples=200", "--set", "log_every=4", "--set", "model.kind=ae"])
     assert result.exit_code == 0, result.output
     rows = _rows(run)
     scored = [r for r in rows if r.get("eval/mean/infomec.infom")]
