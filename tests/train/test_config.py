@@ -40,8 +40,11 @@ def test_defaults_and_round_trip_write_every_field():
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
-        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
+        "options", "every", "every_n_samples", "every_metrics", "every_mode",
     }
+    assert (d["eval"]["every"], d["eval"]["every_n_samples"], d["eval"]["every_metrics"],
+            d["eval"]["every_mode"], d["eval"]["options"]) == (0, 2000, None, "fast", {})
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
 
