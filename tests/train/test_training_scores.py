@@ -59,6 +59,37 @@ def test_scores_are_logged_every_n_steps_beside_or_apart_from_losses(scored_run)
     assert all(0 <= float(by_step[s][c]) <= 1 for s in (6, 12) for c in columns)
 
 
+def test_a_quantized_model_is_scored_on_its_quantized_representation(tmp_path):
+    config = _config(every=2, every_n_samples=100, every_metrics=["mig"])
+    run = fit({**config, "steps": 4, "model_options": {"kind": "quantized"}},
+              run_dir=tmp_path / "q", progress=False)
+    rows = _rows(run)
+    assert [c for c in rows[0] if c.startswith("eval/")] == ["eval/quantized/mig"]
+    assert [int(r["step"]) for r in rows if r["eval/quantized/mig"]] == [2, 4]
+
+
+def test_scores_reach_every_configured_logger(tmp_path, monkeypatch):
+    import disentkit.train.trainer as trainer
+
+    calls = []
+
+    class Recorder:
+        def log_metrics(self, values, step):
+            calls.append((step, dict(values)))
+
+        def finalize(self, status):
+            pass
+
+    monkeypatch.setattr(trainer, "_external_loggers", lambda names, run_dir, cfg: [Recorder()])
+    fit({**_config(every=3, every_n_samples=100, every_metrics=["mig"]), "steps": 6},
+        run_dir=tmp_path / "l", progress=False)
+    scored = {step: v["eval/mean/mig"] for step, v in calls if "eval/mean/mig" in v}
+    assert sorted(scored) == [3, 6]  # a call of its own at 3, with the losses at 6
+    assert [step for step, v in calls if "loss" in v] == [4, 6]
+    rows = {int(r["step"]): r for r in _rows(tmp_path / "l")}
+    assert all(float(rows[s]["eval/mean/mig"]) == scored[s] for s in (3, 6))
+
+
 def test_scores_match_scoring_the_saved_model(scored_run):
     """The step-12 scores are those of the final weights on the documented set: the same
     sampled factors, encoder, metric mode, seed and options."""

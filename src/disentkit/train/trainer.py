@@ -83,6 +83,11 @@ from disentkit.train.checkpoint import (
     write_json,
 )
 from disentkit.train.config import RunConfig, coerce_options
+from disentkit.train.evaluate_run import (
+    EvaluationSet,
+    extract_representations,
+    representation_options,
+)
 
 __all__ = [
     "CHECKPOINT_PATH",
@@ -295,7 +300,7 @@ def _build_optimizer(
         )
     if families == {"sgd"}:
         return torch.optim.SGD(built)
-    from disentkit.train._optim import DecoupledAdam
+    from disentkit.train._optim import DecoupledAdam  # imports torch: only when training
 
     return DecoupledAdam(built)
 
@@ -363,11 +368,6 @@ class _TrainingScores:
         import torch
 
         from disentkit.metrics import evaluate
-        from disentkit.train.evaluate_run import (
-            EvaluationSet,
-            extract_representations,
-            representation_options,
-        )
 
         e = self.config
         if self._set is None:  # drawn once per run, the same after a resume
