@@ -282,6 +282,7 @@ def test_training_scores_draw_one_panel_per_score_at_the_scored_steps(runs):
         steps, values = ax.lines[0].get_data()
         assert list(steps) == [2.0, 4.0]  # scored every 2 steps, logged every step
         assert all(0 <= v <= 1 for v in values)
+        assert ax.get_ylim() == (-0.02, 1.02)  # scores in [0, 1] on a [0, 1] axis
     with pytest.raises(ValueError, match=r"train with eval\.every=N"):
         training_scores(runs["qlae"] / "log" / "metrics.csv")
 

@@ -521,8 +521,10 @@ def _read_log(csv_path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, n
 
 
 def _panels(steps: np.ndarray, series: Mapping[str, np.ndarray], *, n_cols: int, title: str,
-            empty: str, width: float = 3.0, height: float = 2.2) -> Figure:
-    """One small line plot per series against the step."""
+            empty: str, width: float = 3.0, height: float = 2.2,
+            unit_range: bool = False) -> Figure:
+    """One small line plot per series against the step; ``unit_range``: the y axis of a
+    series whose values all lie in [0, 1] spans [0, 1]."""
     cols = max(1, min(check_positive_int(n_cols, "n_cols"), len(series)))
     rows_n = max(1, math.ceil(len(series) / cols))
     fig = _figure(width * cols, height * rows_n + 0.4)
@@ -530,6 +532,8 @@ def _panels(steps: np.ndarray, series: Mapping[str, np.ndarray], *, n_cols: int,
     for ax, (name, v) in zip(axes.ravel(), series.items(), strict=False):
         ok = np.isfinite(v) & np.isfinite(steps)
         ax.plot(steps[ok], v[ok], linewidth=1.2, marker="." if ok.sum() < 30 else None)
+        if unit_range and ok.any() and v[ok].min() >= 0 and v[ok].max() <= 1:
+            ax.set_ylim(-0.02, 1.02)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(series):]:
@@ -563,7 +567,8 @@ def training_scores(
     """Each score logged during training (``eval.every``) against the step, one panel each.
 
     Reads the ``eval/<representation>/<score key>`` columns of ``log/metrics.csv``; panels
-    are titled ``<representation>/<score key>`` (``mean/infomec.infom``).
+    are titled ``<representation>/<score key>`` (``mean/infomec.infom``). A score whose
+    values all lie in [0, 1] is drawn on a [0, 1] axis, so a change reads at its true size.
 
     Raises:
         ValueError: the log holds no such column (the run was trained without
@@ -586,7 +591,7 @@ def training_scores(
             "train with eval.every=N (--set eval.every=N) to log them"
         )
     return _panels(steps, scores, n_cols=n_cols, title=title, empty="", width=2.6,
-                   height=2.0)
+                   height=2.0, unit_range=True)
 
 
 # --------------------------------------------------------------------------- a whole run
