@@ -164,3 +164,23 @@ def test_cli_writes_score_columns_and_a_progress_line(tmp_path):
             "eval/mean/dci.disentanglement", "eval/mean/mig"} <= set(rows[0])
     assert "step 4/8 scores: mean/infomec.infom" in result.output
     assert np.isfinite([float(r["eval/mean/mig"]) for r in scored]).all()
+
+
+@pytest.mark.slow
+def test_the_documented_command_logs_scores_twice(tmp_path):
+    """``disentkit train --model ae --data xyobject_tiny --steps 40 --set eval.every=20``
+    (the real AE and the default during-training suite and sample size)."""
+    from typer.testing import CliRunner
+
+    from disentkit.cli import app
+
+    run = tmp_path / "ae"
+    result = CliRunner().invoke(app, [
+        "train", "--model", "ae", "--data", "xyobject_tiny", "--steps", "40", "--set",
+        "eval.every=20", "--run-dir", str(run), "--no-evaluate", "--no-report"])
+    assert result.exit_code == 0, result.output
+    scored = [r for r in _rows(run) if r.get("eval/mean/infomec.infom")]
+    assert [int(r["step"]) for r in scored] == [20, 40]
+    assert all(0 <= float(r[k]) <= 1 for r in scored for k in
+               ("eval/mean/infomec.infom", "eval/mean/infomec.infoe",
+                "eval/mean/infomec.infoc", "eval/mean/dci.disentanglement", "eval/mean/mig"))
