@@ -132,13 +132,49 @@ def test_style_activation_option():
         QLAEDecoder((1, 32, 32), in_features=5, style_activation="tanh")
 
 
-def test_qlae_lecun_normal_init():
+def _fan_in(m: nn.Module) -> int:
+    if isinstance(m, nn.Linear):
+        return m.in_features
+    # conv and transposed conv: the layer's input channels (per group) × kernel area
+    return m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+
+
+def test_qlae_initialisation_is_equinox_uniform():
+    """Every dense and (transposed) conv layer: weights and biases ~ U(±1/√fan_in), as the
+    reference's Equinox layers. For n draws of U(±b) the sample std has a relative standard
+    error of √(0.2/n) (Var s² ≈ (μ₄ − σ⁴)/n with μ₄ = b⁴/5, σ² = b²/3) and the mean a
+    standard error of b/√(3n); both are checked at 5 standard errors."""
     torch.manual_seed(0)
     enc = QLAEEncoder((3, 64, 64), out_features=12)
-    w = enc.head[0].weight  # (256, 4096)
-    assert w.std().item() == pytest.approx(1 / 4096**0.5, rel=0.05)
-    assert w.abs().max().item() <= 2 / 4096**0.5 / 0.8796 + 1e-6  # truncated at 2σ
-    assert torch.all(enc.head[0].bias == 0)
+    dec = QLAEDecoder((3, 64, 64), in_features=12)
+    layers = [(f"{tag}.{name}", m) for tag, net in (("encoder", enc), ("decoder", dec))
+              for name, m in net.named_modules()
+              if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)]
+    kinds = {type(m) for _, m in layers}
+    assert kinds == {nn.Linear, nn.Conv2d, nn.ConvTranspose2d}
+    scaled_biases = []
+    for name, m in layers:
+        bound = 1 / _fan_in(m) ** 0.5
+        w = m.weight.detach().double().flatten()
+        n = w.numel()
+        assert w.abs().max() <= bound, name
+        assert abs(w.std().item() / (bound / 3**0.5) - 1) <= 5 * (0.2 / n) ** 0.5, name
+        assert abs(w.mean().item()) <= 5 * bound / (3 * n) ** 0.5, name
+        if m.bias is not None:
+            b = m.bias.detach().double()
+            assert b.abs().max() <= bound, name
+            scaled_biases.append(b / bound)  # U(−1, 1) under the law
+        else:
+            assert not isinstance(m, nn.Linear), name  # the reference's dense layers have one
+    # the reference's convs have no bias; its dense layers do (drawn, not zero)
+    assert len(scaled_biases) == sum(isinstance(m, nn.Linear) for _, m in layers)
+    b = torch.cat(scaled_biases)
+    assert abs(b.std().item() * 3**0.5 - 1) <= 5 * (0.2 / b.numel()) ** 0.5
+    assert abs(b.mean().item()) <= 5 / (3 * b.numel()) ** 0.5
+    # norms as Equinox: unit scales and zero shifts; the learned input map starts at 0.1
+    norm = enc.convs[1]
+    assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+    assert torch.all(dec.input_map == 0.1)
 
 
 def test_split_weight_decay_qlae():

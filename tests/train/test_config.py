@@ -52,6 +52,8 @@ def test_defaults_and_round_trip_write_every_field():
         "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
         "options", "every", "every_n_samples", "every_metrics", "every_mode",
     }
+    assert (d["eval"]["every"], d["eval"]["every_n_samples"], d["eval"]["every_metrics"],
+            d["eval"]["every_mode"], d["eval"]["options"]) == (0, 2000, None, "fast", {})
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
 

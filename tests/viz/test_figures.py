@@ -34,6 +34,7 @@ from disentkit.viz import (
     score_bars,
     score_table,
     training_curves,
+    training_scores,
     traversal_frames,
     traversal_grid,
     traversal_plan,
@@ -44,6 +45,8 @@ OPTIONS = {"qlae": {"n_latents": N_LATENTS, "n_values": N_VALUES},
            "vae": {"n_latents": N_LATENTS}}
 # DCI's classifiers are the slow part of evaluation: scored on the VAE run only
 METRICS = {"qlae": ["mig", "infomec"], "vae": ["mig", "dci", "infomec"]}
+# the VAE run is also scored during training (eval.every), the QLAE run is not
+EVAL = {"qlae": {}, "vae": {"every": 2, "every_n_samples": 200, "every_metrics": ["mig", "sap"]}}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,8 @@ def runs(tmp_path_factory):
     for name, options in OPTIONS.items():
         run = fit({"model": name, "data": "xyobject_tiny", "steps": 4, "batch_size": 8,
                    "seed": 0, "accelerator": "cpu", "log_every": 1, "checkpoint_every": 100,
-                   "model_options": options}, run_dir=root / name, progress=False)
+                   "model_options": options, "eval": EVAL[name]}, run_dir=root / name,
+                  progress=False)
         evaluate_run(run, n_samples=200, metrics=METRICS[name], mode="fast")
         made[name] = run
     yield made
@@ -267,7 +271,20 @@ def test_figures_from_a_run(runs, images, tmp_path):
 
     curves = training_curves(runs["vae"] / "log" / "metrics.csv")
     assert {ax.get_title() for ax in curves.axes if ax.lines} == {"loss", "reconstruction",
-                                                                  "kl"}
+                                                                  "kl"}  # no eval/ column
+
+
+def test_training_scores_draw_one_panel_per_score_at_the_scored_steps(runs):
+    fig = training_scores(runs["vae"] / "log" / "metrics.csv")
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.lines}
+    assert set(panels) == {"mean/mig", "mean/sap"}
+    for ax in panels.values():
+        steps, values = ax.lines[0].get_data()
+        assert list(steps) == [2.0, 4.0]  # scored every 2 steps, logged every step
+        assert all(0 <= v <= 1 for v in values)
+        assert ax.get_ylim() == (-0.02, 1.02)  # scores in [0, 1] on a [0, 1] axis
+    with pytest.raises(ValueError, match=r"train with eval\.every=N"):
+        training_scores(runs["qlae"] / "log" / "metrics.csv")
 
 
 def test_render_run_figures_writes_every_applicable_figure(runs, tmp_path):
@@ -280,7 +297,8 @@ def test_render_run_figures_writes_every_applicable_figure(runs, tmp_path):
                  "factor_scores_indices", "factor_scores_mean"},
         "vae": {"traversals", "traversals_gif", "reconstructions", "samples", "active_passive",
                 "mi_heatmap", "dci_importance", "scores_mean", "scores_sampled",
-                "training_curves", "factor_scores_mean", "factor_scores_sampled"},
+                "training_curves", "training_scores", "factor_scores_mean",
+                "factor_scores_sampled"},
     }
     for name, run in runs.items():
         written = render_run_figures(run, n_images=4, seed=0, progress=labels.append)

@@ -52,7 +52,8 @@ def add_figures(run) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny trained and evaluated run (a few seconds), with two figure files."""
-    path = fit(tiny_config(steps=4, log_every=2, checkpoint_every=4),
+    path = fit(tiny_config(steps=4, log_every=2, checkpoint_every=4,
+                           eval={"every": 2, "every_n_samples": 100, "every_metrics": ["mig"]}),
                run_dir=tmp_path_factory.mktemp("report") / "tiny-run", progress=False)
     evaluate_run(path, n_samples=100, metrics=["mig", "dci"], mode="fast", seed=0)
     add_figures(path)
@@ -163,6 +164,9 @@ def test_rendering_figures_embeds_every_figure_file(run, tmp_path):
     for img in checker.imgs:
         decode_image(img["src"])
     assert not re.search(r"https?://", page)
+    # the run was scored during training: its scores against the step, with their caption
+    assert (copy / "figures" / "training_scores.png").is_file()
+    assert "Scores during training (eval.every)" in " ".join(checker.text)
 
 
 def _fake_figures(monkeypatch, render) -> None:

@@ -27,9 +27,19 @@ Choices:
   at least 8); the blocks of the stages that do not downsample use ``(3, 1, 1)``. The
   deepest stages are the ones left without downsampling in the encoder (the first ones in
   the decoder), so a 32×32 image also ends at 4×4 and 128×128 at 8×8.
-- Initialisation follows Flax's defaults: LeCun-normal (truncated) kernels with
-  ``fan_in = in_channels · kh · kw`` (also for the transposed convs), zero biases, unit
-  GroupNorm scales.
+- Initialisation follows the reference, which builds its network with Equinox: every
+  ``Linear``, ``Conv2d`` and ``ConvTranspose2d`` draws its weights *and* biases from
+  ``U(−1/√fan_in, +1/√fan_in)`` (``equinox.nn.Linear``: ``fan_in = in_features``;
+  ``equinox.nn.Conv``/``ConvTranspose``: ``fan_in = in_channels / groups · kh · kw``, with
+  ``in_channels`` the layer's input channels for the transposed convs too), see
+  :func:`equinox_uniform_`. The reference's convs have no bias; the dense layers (encoder
+  head, style MLP, style maps) do. GroupNorm scales start at 1 and shifts at 0 (Equinox's
+  ``GroupNorm`` as torch's), the instance norms have no parameters, and ``input_map``
+  starts at 0.1. torch's defaults give the same law for ``Linear`` and ``Conv2d``
+  (Kaiming-uniform with ``a = √5`` has the bound ``1/√fan_in``) but take a transposed conv's
+  ``fan_in`` from its output channels, so every layer is initialised explicitly here.
+  (Earlier versions of this module used Flax's truncated LeCun-normal weights, whose
+  standard deviation is ``√3`` times the reference's, and zero biases.)
 """
 
 from __future__ import annotations
@@ -58,25 +68,40 @@ def n_resampling_stages(image_shape: tuple[int, int, int]) -> int:
     return min(4, int(math.log2(min(h, w))) - 2)
 
 
-def lecun_normal_(weight: torch.Tensor, fan_in: int) -> torch.Tensor:
-    """Flax's default kernel init: normal truncated at ±2σ with variance ``1/fan_in``."""
-    # std of a unit normal truncated at ±2 is 0.87962566; rescale so the variance is 1/fan_in
-    std = 1.0 / math.sqrt(fan_in) / 0.87962566103423978
+def equinox_uniform_(module: nn.Linear | nn.Conv2d | nn.ConvTranspose2d) -> None:
+    """Equinox's initialisation of ``module``: weights and bias from ``U(±1/√fan_in)``.
+
+    ``fan_in`` is ``in_features`` for a linear layer and ``in_channels / groups · kh · kw``
+    for a (transposed) convolution, ``in_channels`` being the layer's input channels
+    (``equinox.nn.Linear``, ``equinox.nn.Conv``, ``equinox.nn.ConvTranspose``).
+
+    Example:
+        >>> layer = nn.Linear(16, 4)
+        >>> equinox_uniform_(layer)
+        >>> bool(layer.weight.abs().max() <= 0.25 and layer.bias.abs().max() <= 0.25)
+        True
+    """
+    if isinstance(module, nn.Linear):
+        fan_in = module.in_features
+    elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        kh, kw = module.kernel_size
+        fan_in = module.in_channels // module.groups * kh * kw
+    else:
+        raise TypeError(
+            f"module must be an nn.Linear, nn.Conv2d or nn.ConvTranspose2d; received "
+            f"{type(module).__name__}"
+        )
+    bound = 1.0 / math.sqrt(fan_in)
     with torch.no_grad():
-        return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+        nn.init.uniform_(module.weight, -bound, bound)
+        if module.bias is not None:
+            nn.init.uniform_(module.bias, -bound, bound)
 
 
-def _init_flax(module: nn.Module) -> None:
+def _init_like_reference(module: nn.Module) -> None:
     for m in module.modules():
-        if isinstance(m, nn.Linear):
-            lecun_normal_(m.weight, m.in_features)
-        elif isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            k = m.kernel_size[0] * m.kernel_size[1]
-            lecun_normal_(m.weight, m.in_channels * k)
-        else:
-            continue
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            equinox_uniform_(m)
 
 
 def _block_pattern(n_down: int, *, decoder: bool) -> list[tuple[int, int, int]]:
@@ -125,7 +150,7 @@ class QLAEEncoder(nn.Module):
             nn.ReLU(),
             nn.Linear(HIDDEN, out_features),
         )
-        _init_flax(self)
+        _init_like_reference(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convs(x)  # (B, 256, H/2^n, W/2^n)
@@ -212,7 +237,7 @@ class QLAEDecoder(nn.Module):
             width_in = width
         self.blocks = nn.ModuleList(blocks)
         self.out = nn.Conv2d(width_in, c, kernel_size=3, stride=1, padding=1, bias=False)
-        _init_flax(self)
+        _init_like_reference(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         w = self.mapping(z)  # (B, 256)

@@ -25,6 +25,12 @@ representation for them.
 Sampled representations and the reconstruction pass draw from torch's RNG, seeded with
 ``seed`` inside :func:`torch.random.fork_rng`, so the scores are reproducible and the
 caller's random state is left as it was.
+
+The same pieces score a model while it trains (``eval.every``, see
+:mod:`disentkit.train.trainer`): :class:`EvaluationSet` (the sampled factors, and their
+images when rendered once up front), :func:`extract_representations` (encoding in batches
+under ``inference_mode`` with torch's RNG forked and seeded) and
+:func:`representation_options` (per-metric options a representation kind needs).
 """
 
 from __future__ import annotations
@@ -32,14 +38,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from disentkit._validation import about_file
-from disentkit.metrics import MetricInfo
+from disentkit.metrics import METRICS
 from disentkit.train.checkpoint import (
     MODEL_JSON_NAME,
     _jsonable,
@@ -48,13 +55,124 @@ from disentkit.train.checkpoint import (
     write_json,
 )
 
-__all__ = ["METRICS_NAME", "SCORED_KINDS", "evaluate_run"]
+__all__ = [
+    "METRICS_NAME",
+    "SCORED_KINDS",
+    "EvaluationSet",
+    "evaluate_run",
+    "extract_representations",
+    "representation_options",
+]
 
 METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
 #: representation kinds whose latents are labels (codebook indices), scored with each
 #: metric's registered ``index_options``
 LABEL_KINDS = ("indices",)
+
+
+def representation_options(
+    kind: str,
+    metrics: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]] | None:
+    """Per-metric options for scoring the ``kind`` representation with ``metrics``.
+
+    The options the representation needs (label kinds such as ``indices``: each metric's
+    registered ``index_options``), then the
+    caller's ``options`` on top (explicit options win); only metrics in ``metrics`` get an
+    entry. ``None`` when there is nothing to set.
+
+    Example:
+        >>> representation_options("indices", ["mig", "sap"])
+        {'mig': {'estimator': 'discrete'}}
+        >>> representation_options("mean", ["mig"], {"mig": {"n_bins": 10}, "dci": {}})
+        {'mig': {'n_bins': 10}}
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for name in metrics:
+        base = METRICS[name].index_options if kind in LABEL_KINDS else {}
+        entry = {**base, **dict((options or {}).get(name) or {})}
+        if entry:
+            merged[name] = entry
+    return merged or None
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The factor configurations a model is scored on, and where their images come from.
+
+    Attributes:
+        dataset: the :class:`~disentkit.data.FactorDataset` that renders the images.
+        factors: integer ``(n_samples, n_factors)``, drawn with
+            ``dataset.sample_factors(n_samples, numpy.random.default_rng(seed))``.
+        images: uint8 ``(n_samples, H, W, C)`` when rendered up front (a set scored many
+            times, as during training); ``None``: rendered batch by batch.
+        max_value: the value of a fully-on pixel (255, or 1 for binary datasets).
+    """
+
+    dataset: Any
+    factors: np.ndarray
+    images: np.ndarray | None
+    max_value: int
+
+    @classmethod
+    def sample(cls, dataset: Any, n_samples: int, seed: int, *,
+               render: bool = False) -> EvaluationSet:
+        """Draw ``n_samples`` factor configurations with ``seed``; ``render``: their images
+        too, once (``n_samples · H · W · C`` bytes)."""
+        from disentkit.data.show import max_pixel_value
+
+        factors = np.asarray(dataset.sample_factors(n_samples, np.random.default_rng(seed)))
+        images = np.asarray(dataset.images_from_factors(factors)) if render else None
+        return cls(dataset, factors, images, max_pixel_value(dataset))
+
+    def __len__(self) -> int:
+        return int(self.factors.shape[0])
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """uint8 image batches ``(B, H, W, C)`` in the order of :attr:`factors`."""
+        for lo in range(0, len(self), batch_size):
+            if self.images is not None:
+                yield self.images[lo:lo + batch_size]
+            else:
+                yield self.dataset.images_from_factors(self.factors[lo:lo + batch_size])
+
+
+def extract_representations(
+    model: Any,
+    eval_set: EvaluationSet,
+    kinds: Sequence[str],
+    *,
+    batch_size: int = 256,
+    seed: int = 0,
+    on_batch: Callable[[Any], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Encode the images of ``eval_set``: ``kind`` → float64 latents ``(n_samples, D)``.
+
+    Batches of ``batch_size`` images go through ``model.representation(x, kind)`` for each
+    kind, on the device of the model's parameters, under ``torch.inference_mode()``, with
+    torch's RNG forked (the caller's state is restored afterwards, CUDA included) and seeded
+    with ``seed`` (sampled representations are reproducible). ``on_batch(x)`` is called with
+    each float batch ``(B, C, H, W)`` after its representations, inside the same context.
+    The model's train/eval mode is the caller's choice.
+    """
+    import torch
+
+    from disentkit.data.torch import to_float
+
+    dev = next(model.parameters()).device
+    reps: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    fork_devices = [dev] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
+        torch.manual_seed(seed)
+        for images in eval_set.batches(batch_size):
+            x = to_float(images, dev, max_value=eval_set.max_value)  # (B, C, H, W) in [0, 1]
+            for k in kinds:
+                reps[k].append(model.representation(x, k).double().cpu().numpy())
+            if on_batch is not None:
+                on_batch(x)
+    return {k: np.concatenate(v, axis=0) for k, v in reps.items()}  # (n_samples, D) each
 
 
 def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -65,15 +183,6 @@ def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, 
         config = json.loads(config_path.read_text(encoding="utf-8"))
         return str(config["data"]), dict(config.get("data_options") or {})
     raise ValueError(f"{str(run_dir)!r}: neither model.json nor config.json names the dataset")
-
-
-def _metric_options(
-    info: MetricInfo, kind: str, user_options: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The options ``info``'s metric gets on representation ``kind``: its registered
-    ``index_options`` for label kinds, then the user's options (which win)."""
-    base = info.index_options if kind in LABEL_KINDS else {}
-    return {**base, **user_options.get(info.name, {})}
 
 
 def evaluate_run(
@@ -121,7 +230,6 @@ def evaluate_run(
 
     from disentkit import __version__
     from disentkit.data import get_dataset
-    from disentkit.data.show import max_pixel_value
     from disentkit.data.torch import to_float
     from disentkit.metrics import (
         METRICS,
@@ -158,7 +266,6 @@ def evaluate_run(
         data_name, data_options = _run_data(path, record)
         dataset = get_dataset(data_name, **data_options)
         c, h, w = (int(v) for v in record.get("image_shape") or (0, 0, 0))
-    max_value = max_pixel_value(dataset)
     kinds = [k for k in model.representation_kinds if k in SCORED_KINDS]
     if not kinds:
         raise ValueError(
@@ -166,33 +273,30 @@ def evaluate_run(
             f"(offers {list(model.representation_kinds)}; scored: {list(SCORED_KINDS)})"
         )
 
-    factors = np.asarray(dataset.sample_factors(n_samples, np.random.default_rng(seed)))
-    reps: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
+    eval_set = EvaluationSet.sample(dataset, n_samples, int(seed))
+    factors, max_value = eval_set.factors, eval_set.max_value
     means: list[np.ndarray] = []
     logvars: list[np.ndarray] = []
-    bce_sum = mse_sum = 0.0
-    n_pixels = 0
+    totals = {"bce": 0.0, "mse": 0.0, "n_pixels": 0}
     fork_devices = [dev] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
-        torch.manual_seed(seed)
-        for lo in range(0, n_samples, batch_size):
-            images = dataset.images_from_factors(factors[lo:lo + batch_size])
-            x = to_float(images, dev, max_value=max_value)  # (B, C, H, W) in [0, 1]
-            for k in kinds:
-                reps[k].append(model.representation(x, k).double().cpu().numpy())
-            out = model(x)
-            enc = out.encoding
-            if enc.logvar is not None:
-                mean = enc.mean if enc.mean is not None else enc.z
-                means.append(mean.double().cpu().numpy())
-                logvars.append(enc.logvar.double().cpu().numpy())
-            logits = out.logits.float()
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, x, reduction="none")
-            mse = (torch.sigmoid(logits) - x).pow(2)
-            bce_sum += float(bce.sum())
-            mse_sum += float(mse.sum())
-            n_pixels = int(x[0].numel())
+
+    def reconstruction(x: Any) -> None:
+        out = model(x)
+        enc = out.encoding
+        if enc.logvar is not None:
+            mean = enc.mean if enc.mean is not None else enc.z
+            means.append(mean.double().cpu().numpy())
+            logvars.append(enc.logvar.double().cpu().numpy())
+        logits = out.logits.float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        mse = (torch.sigmoid(logits) - x).pow(2)
+        totals["bce"] += float(bce.sum())
+        totals["mse"] += float(mse.sum())
+        totals["n_pixels"] = int(x[0].numel())
+
+    reps = extract_representations(model, eval_set, kinds, batch_size=batch_size,
+                                   seed=int(seed), on_batch=reconstruction)
+    bce_sum, mse_sum, n_pixels = totals["bce"], totals["mse"], int(totals["n_pixels"])
 
     def representation_fn(kind: str) -> Callable[[np.ndarray], np.ndarray]:
         def encode(observations: np.ndarray) -> np.ndarray:
@@ -205,13 +309,12 @@ def evaluate_run(
 
     results: dict[str, Any] = {}
     for k in kinds:
-        latents = np.concatenate(reps[k], axis=0)  # (n_samples, D)
+        latents = reps[k]  # (n_samples, D)
         entry: dict[str, Any] = {"n_latents": int(latents.shape[1]), "scores": {},
                                  "metrics": {}}
         if array_names:
             ev = evaluate(latents, factors, metrics=array_names, mode=mode, seed=int(seed),
-                          options={m: _metric_options(METRICS[m], k, user_options)
-                                   for m in array_names},
+                          options=representation_options(k, array_names, user_options),
                           n_bootstrap=int(n_bootstrap), baselines=bool(baselines),
                           progress=None if progress is None else (
                               lambda label, k=k: progress(f"{k}: {label}")))
@@ -221,7 +324,8 @@ def evaluate_run(
             if progress is not None:
                 progress(f"{k}: {info.name}")
             sampling_options = {**(info.fast_options if mode == "fast" else {}),
-                                **_metric_options(info, k, user_options)}
+                                **(representation_options(k, [info.name], user_options) or {}
+                                   ).get(info.name, {})}
             t0 = time.perf_counter()
             with torch.random.fork_rng(devices=fork_devices):
                 torch.manual_seed(seed)

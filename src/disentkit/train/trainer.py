@@ -24,13 +24,32 @@ One iteration at step ``t`` (0-based):
 Parameter groups. ``model.param_groups()`` returns torch-style groups; besides ``params``
 the trainer reads ``optimizer`` (``"adam"``, ``"adamw"`` or ``"sgd"``), ``lr``, ``betas``,
 ``eps``, ``weight_decay``, ``momentum`` and ``clip_value``. ``"adam"`` and ``"adamw"``
-groups share one ``torch.optim.Adam`` whose groups set ``decoupled_weight_decay`` (AdamW
-is Adam with decoupled decay), so one gradient scaler step covers them all. A group
+groups share one ``DecoupledAdam`` (``train/_optim.py``: ``torch.optim.Adam`` whose
+``"adamw"`` groups apply AdamW's decoupled decay ``w ← w − lr·λ·w`` themselves, so the
+step does not depend on which torch release honours Adam's ``decoupled_weight_decay``
+flag), and one gradient scaler step covers them all; ``"adam"`` groups with a
+``weight_decay`` get Adam's coupled L2 (``λ·w`` added to the gradient). A group
 without ``optimizer`` gets ``"adamw"`` (the same as Adam when its ``weight_decay`` is 0);
 without ``lr``, 1e-3. Values set in the run config (``lr``, ``optimizer.*``) override
 every main group; ``None`` keeps the model's choice. Extra steps use their
 ``ExtraStep.optimizer`` settings (same keys), or its ``param_groups`` when it declares
 them, and ignore the run-level ones.
+
+Evaluation during training (``eval.every = N > 0``). After the steps of ``t`` with
+``(t + 1) % N == 0`` (never before the first step), the model's default representation
+(``representation_kinds[0]``) is scored with ``eval.every_metrics`` (default
+:data:`EVERY_METRICS`) in ``eval.every_mode`` (default fast) on ``eval.every_n_samples``
+images, with ``eval.options`` per metric and ``eval.seed``. The evaluation set (factors and
+images) is drawn once per run from ``eval.seed`` (:class:`~disentkit.train.evaluate_run.
+EvaluationSet`), encoded by :func:`~disentkit.train.evaluate_run.extract_representations`
+in eval mode (train mode restored after), with torch's RNG forked around the whole
+evaluation: training's random stream is untouched, so a run ends with the same weights with
+or without ``eval.every``. Scores go to ``log/metrics.csv`` as columns
+``eval/<representation>/<score key>`` (``ScoreRow.key``: ``metric`` or ``metric.score``),
+in the row of that step when losses are logged there too, else in a row of their own; to
+every configured logger; and to the progress output. On process 0 only; ``steps_per_second``
+leaves the evaluation time out. A resumed run drops the log rows after its checkpoint's
+step and scores those steps again.
 
 Randomness. ``torch.manual_seed(seed)`` before the model is built; batches depend on
 ``(seed, step)`` only. Checkpoints store the torch CPU and CUDA RNG states, the model,
@@ -67,14 +86,22 @@ from disentkit.train.checkpoint import (
     save_model,
     write_json,
 )
-from disentkit.train.config import RunConfig, build_config, resolve_config
+from disentkit.train.config import EVERY_METRICS, RunConfig, build_config, resolve_config
+from disentkit.train.evaluate_run import (
+    EvaluationSet,
+    extract_representations,
+    representation_options,
+)
 
-__all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "fit"]
+__all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "EVAL_PREFIX", "EVERY_METRICS", "fit"]
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_PATH = Path("checkpoints") / "last.ckpt"
 METRICS_CSV = Path("log") / "metrics.csv"
 DEFAULT_LR = 1e-3
+#: metrics scored during training when ``eval.every_metrics`` is None
+#: prefix of the ``log/metrics.csv`` columns of scores during training
+EVAL_PREFIX = "eval/"
 # Fields that may change when a run is resumed; every other field must match config.json.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "checkpoint_every", "log_every", "eval", "loggers", "accelerator", "devices",
@@ -222,7 +249,9 @@ def _build_optimizer(
         )
     if families == {"sgd"}:
         return torch.optim.SGD(built)
-    return torch.optim.Adam(built)
+    from disentkit.train._optim import DecoupledAdam  # imports torch: only when training
+
+    return DecoupledAdam(built)
 
 
 def _clip(optimizer: Any) -> None:
@@ -236,6 +265,77 @@ def _clip(optimizer: Any) -> None:
 
 def _has_clipping(optimizer: Any) -> bool:
     return any(g.get("clip_value") is not None for g in optimizer.param_groups)
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def _every_metrics(cfg: RunConfig) -> list[str]:
+    """The metrics scored during training, checked (``ValueError`` with a hint)."""
+    from disentkit.metrics import METRICS
+
+    e = cfg.eval
+    if isinstance(e.every, bool) or e.every < 0:
+        raise ValueError(f"config field 'eval.every' must be an integer ≥ 0 (0: off); "
+                         f"received {e.every!r}")
+    if e.every_n_samples < 2:
+        raise ValueError(f"config field 'eval.every_n_samples' must be an integer ≥ 2; "
+                         f"received {e.every_n_samples!r}")
+    names = list(EVERY_METRICS) if e.every_metrics is None else list(
+        dict.fromkeys(e.every_metrics))
+    if not names:
+        raise ValueError("config field 'eval.every_metrics' must name at least one metric or "
+                         f"be null (the default: {list(EVERY_METRICS)})")
+    sampling = [n for n in names if METRICS[n].kind != "array"]  # unknown names raise
+    if sampling:
+        raise ValueError(
+            f"config field 'eval.every_metrics' takes metrics that score an array of "
+            f"latents; received {sampling}, which draw their own observations (score them "
+            "at the end with eval.metrics)"
+        )
+    for name in e.options:
+        METRICS[name]  # unknown names raise, listing the known ones
+    return names
+
+
+class _TrainingScores:
+    """``eval.every``: the model's default representation scored every N steps."""
+
+    def __init__(self, cfg: RunConfig, dataset: Any, model: Any) -> None:
+        self.config = cfg.eval
+        self.every = int(cfg.eval.every)
+        self.metrics = _every_metrics(cfg)
+        self.kind = model.representation_kinds[0]
+        self.dataset = dataset
+        self._set: Any = None
+
+    def due(self, done: int) -> bool:
+        return self.every > 0 and done % self.every == 0
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        """``{"eval/<kind>/<score key>": value}`` of the current weights."""
+        import torch
+
+        from disentkit.metrics import evaluate
+
+        e = self.config
+        if self._set is None:  # drawn once per run, the same after a resume
+            self._set = EvaluationSet.sample(self.dataset, int(e.every_n_samples), int(e.seed),
+                                             render=True)
+        dev = next(model.parameters()).device
+        was_training = model.training
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            model.eval()
+            try:
+                latents = extract_representations(
+                    model, self._set, [self.kind], batch_size=int(e.batch_size),
+                    seed=int(e.seed))[self.kind]  # (n, D)
+            finally:
+                model.train(was_training)
+            ev = evaluate(latents, self._set.factors, metrics=self.metrics,
+                          mode=e.every_mode, seed=int(e.seed),
+                          options=representation_options(self.kind, self.metrics, e.options))
+        return {f"{EVAL_PREFIX}{self.kind}/{row.key}": float(row.value) for row in ev.rows()}
 
 
 # --------------------------------------------------------------------------- logging
@@ -380,6 +480,12 @@ class _Progress:
         elif self.enabled:
             self.console.print(f"step {done}/{self.total} {text}".rstrip(), soft_wrap=True)
 
+    def scored(self, done: int, scores: Mapping[str, float], seconds: float) -> None:
+        text = ", ".join(f"{k.removeprefix(EVAL_PREFIX)} {v:.3f}" for k, v in scores.items())
+        message = f"step {done}/{self.total} scores: {text} ({seconds:.1f} s)"
+        if self.enabled:
+            self.console.print(message, soft_wrap=True)
+
     def note(self, message: str) -> None:
         if self.enabled:
             self.console.print(message, style="dim", soft_wrap=True)
@@ -461,6 +567,8 @@ def fit(
     """
     cfg = build_config(config)  # validated once; a validated RunConfig passes as it is
     _check_loggers(cfg.loggers)
+    if cfg.eval.every:
+        _every_metrics(cfg)
     import torch
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
@@ -581,6 +689,8 @@ def _train(
         fabric.barrier()
 
     csv_log = _CSVLog(path / METRICS_CSV, start) if fabric.is_global_zero else None
+    scorer = (_TrainingScores(cfg, dataset, model)
+              if cfg.eval.every and fabric.is_global_zero else None)
     loggers = _external_loggers(cfg.loggers, path, cfg) if fabric.is_global_zero else []
     loader = loader_cls(dataset, batch_size=cfg.batch_size, seed=cfg.seed, steps=cfg.steps,
                         start_step=start, sampling=cfg.sampling, num_workers=cfg.num_workers)
@@ -608,6 +718,13 @@ def _train(
                 if t % max(int(e.every), 1) == 0:
                     _take_step(module, fabric, opt, x, t, i, f"{e.name}/", sums, counts)
             done = t + 1
+            scores: dict[str, float] = {}
+            if scorer is not None and scorer.due(done):
+                t0 = time.perf_counter()
+                scores = scorer(model)
+                seconds = time.perf_counter() - t0
+                tick += seconds  # steps_per_second counts training time only
+                reporter.scored(done, scores, seconds)
             if done % cfg.log_every == 0 or done == cfg.steps:
                 values = {k: float(v.item()) / counts[k] for k, v in sums.items()}
                 now = time.perf_counter()
@@ -620,12 +737,18 @@ def _train(
                         f"training diverged: a loss is not finite at step {done} ({values}); "
                         f"the last checkpoint in {path} is from before"
                     )
+                values.update(scores)
                 if csv_log is not None:
                     csv_log.log(done, values)
                 for logger in loggers:
                     logger.log_metrics(values, step=done)
                 reporter.logged(done, values)
             else:
+                if scores:  # a row of its own
+                    if csv_log is not None:
+                        csv_log.log(done, scores)
+                    for logger in loggers:
+                        logger.log_metrics(scores, step=done)
                 reporter.advance(done)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save(done)

@@ -36,6 +36,7 @@ from disentkit.viz.figures import (
     score_bars,
     score_table,
     training_curves,
+    training_scores,
 )
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "score_table",
     "tile",
     "training_curves",
+    "training_scores",
     "traversal_frames",
     "traversal_grid",
     "traversal_plan",

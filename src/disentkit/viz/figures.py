@@ -46,6 +46,7 @@ __all__ = [
     "score_bars",
     "score_table",
     "training_curves",
+    "training_scores",
 ]
 
 DPI = 150
@@ -495,20 +496,18 @@ def active_passive(
 # --------------------------------------------------------------------------- training
 
 
-def training_curves(
-    csv_path: str | os.PathLike[str], *, n_cols: int = 3, title: str = "Training curves"
-) -> Figure:
-    """Every logged loss term of ``log/metrics.csv`` against the step, one panel each.
+_EVAL_PREFIX = "eval/"
+"""Prefix of the ``log/metrics.csv`` columns of scores during training (``eval.every``)."""
 
-    Columns ``step``, ``epoch`` and ``steps_per_second`` are not plotted; empty or
-    non-numeric cells (terms logged only on some steps) are skipped.
-    """
+
+def _read_log(csv_path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(steps, {column: values})`` of ``log/metrics.csv``: numbers, NaN where a cell is
+    empty or not a number; columns with no number at all left out."""
     path = Path(csv_path)
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "step" not in rows[0]:
         raise ValueError(f"{str(path)!r} holds no logged steps (expected a 'step' column)")
-    names = [c for c in rows[0] if c not in _LOG_SKIP]
 
     def number(v: str | None) -> float:
         try:
@@ -517,24 +516,82 @@ def training_curves(
             return math.nan
 
     steps = np.array([number(r.get("step")) for r in rows])
-    series = {n: np.array([number(r.get(n)) for r in rows]) for n in names}
-    series = {n: v for n, v in series.items() if np.isfinite(v).any()}
+    series = {n: np.array([number(r.get(n)) for r in rows]) for n in rows[0] if n != "step"}
+    return steps, {n: v for n, v in series.items() if np.isfinite(v).any()}
+
+
+def _panels(steps: np.ndarray, series: Mapping[str, np.ndarray], *, n_cols: int, title: str,
+            empty: str, width: float = 3.0, height: float = 2.2,
+            unit_range: bool = False) -> Figure:
+    """One small line plot per series against the step; ``unit_range``: the y axis of a
+    series whose values all lie in [0, 1] spans [0, 1]."""
     cols = max(1, min(check_positive_int(n_cols, "n_cols"), len(series)))
     rows_n = max(1, math.ceil(len(series) / cols))
-    fig = _figure(3.0 * cols, 2.2 * rows_n + 0.4)
+    fig = _figure(width * cols, height * rows_n + 0.4)
     axes = fig.subplots(rows_n, cols, squeeze=False, sharex=True)
     for ax, (name, v) in zip(axes.ravel(), series.items(), strict=False):
         ok = np.isfinite(v) & np.isfinite(steps)
         ax.plot(steps[ok], v[ok], linewidth=1.2, marker="." if ok.sum() < 30 else None)
+        if unit_range and ok.any() and v[ok].min() >= 0 and v[ok].max() <= 1:
+            ax.set_ylim(-0.02, 1.02)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(series):]:
         ax.set_axis_off()
     if not series:
-        axes[0, 0].text(0.5, 0.5, "no loss terms logged", ha="center", va="center")
+        axes[0, 0].text(0.5, 0.5, empty, ha="center", va="center")
     fig.suptitle(title)
     fig.supxlabel("step", fontsize=9)
     return fig
+
+
+def training_curves(
+    csv_path: str | os.PathLike[str], *, n_cols: int = 3, title: str = "Training curves"
+) -> Figure:
+    """Every logged loss term of ``log/metrics.csv`` against the step, one panel each.
+
+    Columns ``step``, ``epoch`` and ``steps_per_second`` are not plotted, nor the scores
+    during training (``eval/...``, see :func:`training_scores`); empty or non-numeric cells
+    (terms logged only on some steps) are skipped.
+    """
+    steps, series = _read_log(csv_path)
+    series = {n: v for n, v in series.items()
+              if n not in _LOG_SKIP and not n.startswith(_EVAL_PREFIX)}
+    return _panels(steps, series, n_cols=n_cols, title=title, empty="no loss terms logged")
+
+
+def training_scores(
+    csv_path: str | os.PathLike[str], *, n_cols: int = 4,
+    title: str = "Scores during training",
+) -> Figure:
+    """Each score logged during training (``eval.every``) against the step, one panel each.
+
+    Reads the ``eval/<representation>/<score key>`` columns of ``log/metrics.csv``; panels
+    are titled ``<representation>/<score key>`` (``mean/infomec.infom``). A score whose
+    values all lie in [0, 1] is drawn on a [0, 1] axis, so a change reads at its true size.
+
+    Raises:
+        ValueError: the log holds no such column (the run was trained without
+            ``eval.every``), or no logged step.
+
+    Example:
+        >>> import tempfile
+        >>> log = Path(tempfile.mkdtemp()) / "metrics.csv"
+        >>> _ = log.write_text("step,loss,eval/mean/mig\\n10,0.5,\\n20,0.4,0.31\\n40,0.3,0.42\\n")
+        >>> fig = training_scores(log)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['mean/mig']
+    """
+    steps, series = _read_log(csv_path)
+    scores = {n.removeprefix(_EVAL_PREFIX): v for n, v in series.items()
+              if n.startswith(_EVAL_PREFIX)}
+    if not scores:
+        raise ValueError(
+            f"{str(csv_path)!r} holds no scores during training (no 'eval/...' column); "
+            "train with eval.every=N (--set eval.every=N) to log them"
+        )
+    return _panels(steps, scores, n_cols=n_cols, title=title, empty="", width=2.6,
+                   height=2.0, unit_range=True)
 
 
 # --------------------------------------------------------------------------- a whole run
@@ -577,7 +634,8 @@ def render_run_figures(
     ``traversals.gif`` (3 seed images), ``reconstructions.png``, ``samples.png`` (models
     with a prior), ``mi_heatmap.png``, ``dci_importance.png``, ``scores_<kind>.png`` (one
     per scored representation), ``codebook_usage.png`` (quantized models),
-    ``active_passive.png``, ``training_curves.png``.
+    ``active_passive.png``, ``training_curves.png``, ``training_scores.png`` (runs trained
+    with ``eval.every``).
 
     Args:
         run_dir: the run directory.
@@ -689,4 +747,9 @@ def render_run_figures(
             put("training_curves", training_curves(csv_path))
         except ValueError:  # an empty log (no step logged yet): nothing to draw
             pass
+        with open(csv_path, encoding="utf-8") as fh:
+            header = fh.readline()
+        if _EVAL_PREFIX in header:
+            step("scores during training")
+            put("training_scores", training_scores(csv_path))
     return written

@@ -52,6 +52,8 @@ _CAPTIONS: tuple[tuple[str, str], ...] = (
               "baselines."),
     ("codebook", "Codebook usage: how often each code value is used, per latent."),
     ("active", "Active and passive latents (mean vs sampled representation)."),
+    ("training_score", "Scores during training (eval.every): each score of the model's "
+                       "default representation on a fixed evaluation set, against the step."),
     ("training", "Training curves from the run's log."),
     ("curve", "Training curves from the run's log."),
 )
