@@ -105,6 +105,13 @@ class EvalConfig:
     batch_size: int = 256  # images per encoder call during evaluation
     n_bootstrap: int = 0  # bootstrap replicates for confidence intervals (0: none)
     baselines: bool = False  # also score the factors themselves and random latents
+    # per-metric keyword options for every scored representation, after the mode's fast
+    # options (explicit options win), e.g. {"infomec": {"protocol": "training"}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    every: int = 0  # during training, score the model every N steps (0: off)
+    every_n_samples: int = 2000  # samples for the during-training scores
+    every_metrics: list[str] | None = None  # during-training metrics; None: infomec, dci, mig
+    every_mode: Literal["reference", "fast"] = "fast"  # metric mode during training
 
 
 @dataclass
