@@ -238,3 +238,25 @@ def test_a_model_entry_recipe_wins_and_other_models_start_from_defaults():
 def test_bad_recipes_fail_when_the_spec_is_loaded(changes, exc, match):
     with pytest.raises(exc, match=match):
         load_spec(_spec(**changes))
+
+
+def test_the_qlae2023_studies_expand_into_valid_runs_from_the_recipes():
+    from disentkit.recipes import load_recipe
+
+    full = expand(load_spec(ROOT / "examples" / "studies" / "qlae2023.yaml"))
+    assert len(full) == 9 * 4 * 7
+    assert {r.dataset for r in full} == {"shapes3d", "mpi3d_complex", "falcor3d", "isaac3d"}
+    for r in full[:: 7]:  # one seed of every cell: the cell's recipe, unchanged
+        want = load_recipe(f"qlae2023/{r.model}/{r.dataset}")
+        assert {k: r.config["model_options"][k] for k in want["model"] if k != "name"} == {
+            k: v for k, v in want["model"].items() if k != "name"}
+        assert (r.config["steps"], r.config["batch_size"]) == (want["steps"],
+                                                               want["batch_size"])
+    mini = expand(load_spec(ROOT / "examples" / "studies" / "qlae2023_mini.yaml"))
+    assert len(mini) == 5 * 3
+    assert {r.model for r in mini} >= {"qlae", "ae", "beta_vae", "beta_tcvae", "bioae"}
+    for r in mini:
+        assert r.dataset == "shapes3d_procedural"
+        assert r.config["eval"]["every"] > 0
+        assert r.config["steps"] // r.config["eval"]["every"] >= 5
+        assert r.config["eval"]["options"] == {"infomec": {"protocol": "training"}}
