@@ -40,7 +40,8 @@ def test_defaults_and_round_trip_write_every_field():
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
-        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines"
+        "n_samples", "metrics", "mode", "seed", "batch_size", "n_bootstrap", "baselines",
+        "options", "every", "every_n_samples", "every_metrics", "every_mode",
     }
     assert RunConfig.from_dict(json.loads(json.dumps(d)), check_names=False) == c
 
@@ -215,3 +216,12 @@ def test_integer_strings_round_trip(n):
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_strings_round_trip(x):
     assert coerce(repr(x), float) == x
+
+
+def test_eval_options_and_every_from_dotted_overrides():
+    c = cfg(["eval.options.infomec.protocol=training", "eval.options.infomec.k=3",
+             "eval.every=500", "eval.every_metrics=infomec,mig", "eval.every_mode=reference"])
+    assert c.eval.options == {"infomec": {"protocol": "training", "k": 3}}
+    assert (c.eval.every, c.eval.every_n_samples, c.eval.every_mode) == (500, 2000, "reference")
+    assert c.eval.every_metrics == ["infomec", "mig"]
+    assert RunConfig.from_dict(c.to_dict(), check_names=False).eval == c.eval
