@@ -149,3 +149,21 @@ def test_merge_config_merges_mappings_and_replaces_the_rest():
     assert got == {"model": {"name": "ae", "betas": [0.0]},
                    "eval": {"options": {"a": {"x": 1, "y": 2}}}}
     assert base["model"]["betas"] == [0.9, 0.99]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_procedural_twin_trains(model, tmp_path, torch_one_thread):
+    """Two steps of each twin, cut down (dlib network, 32×32, batch 8): the recipe's model
+    options build the model and its parameter groups reach the optimiser."""
+    import json
+
+    from disentkit.train import fit
+
+    cfg = RunConfig.from_dict(
+        load_recipe(f"qlae2023/{model}/shapes3d_procedural"),
+        ["steps=2", "batch_size=8", "model.arch=dlib", "data.image_size=32",
+         "data.cache_dir=false", "accelerator=cpu", "checkpoint_every=1", "log_every=1"])
+    run = fit(cfg, run_dir=tmp_path / "run", progress=False)
+    written = json.loads((run / "config.json").read_text())
+    assert written["model_options"]["weight_decay"] == cfg.model_options["weight_decay"]
+    assert (run / "model.safetensors").is_file()
