@@ -106,6 +106,42 @@ def test_weight_decay_groups():
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
+@pytest.mark.parametrize("name", ["ae", "vae", "beta_tcvae"])
+def test_clip_value_clips_weights_only(name):
+    from disentkit.train.trainer import _build_optimizer, _clip
+
+    assert len(_model(name).param_groups()) == 1  # default: no decay, no clipping
+    model = _model(name, clip_value=0.5)
+    decay, no_decay = model.param_groups()
+    assert decay["clip_value"] == 0.5 and no_decay["clip_value"] is None
+    assert decay["weight_decay"] == 0.0 == no_decay["weight_decay"]
+    optimizer = _build_optimizer(model.param_groups(), what="test")
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 3.0)
+    _clip(optimizer)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for p in model.parameters():
+        want = 3.0 if names[id(p)].endswith("bias") else 0.5
+        assert torch.all(p.grad == want), names[id(p)]
+
+
+def test_softplus_posterior_scale():
+    x = _x()
+    model = _model("beta_vae", posterior_scale="softplus")
+    mean, raw = model.encoder(x).chunk(2, dim=1)
+    torch.manual_seed(5)
+    enc = model.encode(x)
+    torch.manual_seed(5)
+    eps = torch.randn_like(mean)
+    sigma = torch.nn.functional.softplus(raw)
+    torch.testing.assert_close(enc.mean, mean)
+    torch.testing.assert_close(enc.logvar, 2 * torch.log(sigma))
+    torch.testing.assert_close(enc.z, mean + eps * sigma)
+    default = _model("beta_vae")  # same weights (seed 0), σ = exp(raw / 2)
+    torch.testing.assert_close(default.encode(x).logvar, raw)
+    assert not torch.allclose(enc.logvar, raw)
+
+
 # -- VAE, β-VAE ---------------------------------------------------------------------------
 def test_vae_sampling_and_loss():
     model = _model("vae")
@@ -334,6 +370,8 @@ def test_qlae_architecture(name):
         ("vae", {"arch": "resnet"}, "arch must be one of"),
         ("vae", {"reconstruction": "poisson"}, "reconstruction must be one of"),
         ("ae", {"weight_decay": -1.0}, "weight_decay"),
+        ("ae", {"clip_value": 0.0}, "clip_value"),
+        ("vae", {"posterior_scale": "relu"}, "posterior_scale must be one of"),
         ("beta_vae", {"beta": -1.0}, "beta"),
         ("annealed_vae", {"anneal_steps": 0}, "anneal_steps"),
         ("beta_tcvae", {"estimator": "exact"}, "estimator must be one of"),

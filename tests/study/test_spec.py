@@ -189,3 +189,74 @@ def test_missing_spec_file(tmp_path):
 def test_run_name():
     assert run_name(0) == "run-00000"
     assert run_name(12345) == "run-12345"
+
+
+# -- recipes ------------------------------------------------------------------------------
+def test_a_family_recipe_resolves_per_model_and_dataset_and_the_spec_goes_on_top():
+    from disentkit.recipes import load_recipe
+
+    spec = load_spec({
+        "name": "r", "seeds": [3],
+        "datasets": [{"name": "shapes3d_procedural", "options": {"image_size": 32}},
+                     "mpi3d_complex"],
+        "models": ["qlae", {"name": "beta_vae", "options": {"n_latents": 4}}],
+        "train": {"recipe": "qlae2023", "steps": 50, "model.arch": "dlib"},
+        "eval": {"n_samples": 1000},
+        "grid": {"lr": [1e-4]},
+    })
+    runs = {(r.model, r.dataset): r.config for r in expand(spec)}
+    qlae = runs["qlae", "shapes3d_procedural"]
+    want = load_recipe("qlae2023/qlae/shapes3d_procedural")["model"]
+    assert qlae["model_options"]["weight_decay"] == want["weight_decay"] == 0.1
+    assert qlae["model_options"]["n_latents"] == 12
+    assert qlae["model_options"]["arch"] == "dlib"  # train wins over the recipe
+    assert qlae["data_options"] == {"image_size": 32}  # the dataset's options win
+    assert (qlae["steps"], qlae["seed"], qlae["lr"], qlae["batch_size"]) == (50, 3, 1e-4, 128)
+    assert qlae["eval"]["n_samples"] == 1000
+    assert qlae["eval"]["options"] == {"infomec": {"protocol": "training"}}
+    assert runs["qlae", "mpi3d_complex"]["model_options"]["weight_decay"] == 0.001
+    assert runs["beta_vae", "mpi3d_complex"]["model_options"]["beta"] == 0.1
+    assert runs["beta_vae", "mpi3d_complex"]["model_options"]["n_latents"] == 4  # entry wins
+
+
+def test_a_model_entry_recipe_wins_and_other_models_start_from_defaults():
+    spec = load_spec(_spec(models=[{"name": "ae", "recipe": "qlae2023/ae/mpi3d_complex"},
+                                   "vae"], train={"steps": 5}))
+    ae, vae = expand(spec)
+    assert ae.dataset == "xyobject_tiny" and ae.config["data"] == "xyobject_tiny"
+    assert ae.config["model_options"]["weight_decay"] == 0.001
+    assert "weight_decay" not in vae.config["model_options"]
+    assert vae.config["batch_size"] == 64  # RunConfig's default: no recipe for vae
+
+
+@pytest.mark.parametrize(("changes", "exc", "match"), [
+    ({"train": {"recipe": "qlae2023"}}, KeyError, "no recipe 'qlae2023' or .*xyobject_tiny"),
+    ({"models": [{"name": "vae", "recipe": "qlae2023/ae/shapes3d"}]}, ValueError,
+     "trains 'ae', not model 'vae'"),
+    ({"models": [{"name": "ae", "recipe": 3}]}, ValueError, "'recipe' must be a recipe name"),
+])
+def test_bad_recipes_fail_when_the_spec_is_loaded(changes, exc, match):
+    with pytest.raises(exc, match=match):
+        load_spec(_spec(**changes))
+
+
+def test_the_qlae2023_studies_expand_into_valid_runs_from_the_recipes():
+    from disentkit.recipes import load_recipe
+
+    full = expand(load_spec(ROOT / "examples" / "studies" / "qlae2023.yaml"))
+    assert len(full) == 9 * 4 * 7
+    assert {r.dataset for r in full} == {"shapes3d", "mpi3d_complex", "falcor3d", "isaac3d"}
+    for r in full[:: 7]:  # one seed of every cell: the cell's recipe, unchanged
+        want = load_recipe(f"qlae2023/{r.model}/{r.dataset}")
+        assert {k: r.config["model_options"][k] for k in want["model"] if k != "name"} == {
+            k: v for k, v in want["model"].items() if k != "name"}
+        assert (r.config["steps"], r.config["batch_size"]) == (want["steps"],
+                                                               want["batch_size"])
+    mini = expand(load_spec(ROOT / "examples" / "studies" / "qlae2023_mini.yaml"))
+    assert len(mini) == 5 * 3
+    assert {r.model for r in mini} >= {"qlae", "ae", "beta_vae", "beta_tcvae", "bioae"}
+    for r in mini:
+        assert r.dataset == "shapes3d_procedural"
+        assert r.config["eval"]["every"] > 0
+        assert r.config["steps"] // r.config["eval"]["every"] >= 5
+        assert r.config["eval"]["options"] == {"infomec": {"protocol": "training"}}

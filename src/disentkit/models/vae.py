@@ -16,8 +16,13 @@ Loss conventions (see each class for its reference):
   are relative to that scale.
 - ``reconstruction="bernoulli"`` (default): sigmoid cross-entropy with logits;
   ``"gaussian"``: squared error of ``sigmoid(logits)`` (disentanglement_lib ``l2_loss``).
-- ``weight_decay`` (λ_l2) is exposed through :meth:`param_groups`: decayed weights, undecayed
-  biases (:func:`disentkit.nn.split_weight_decay`), for a decoupled-decay optimiser (AdamW).
+- ``weight_decay`` (λ_l2) and ``clip_value`` are exposed through :meth:`param_groups`:
+  decayed and clipped weights, undecayed and unclipped biases
+  (:func:`disentkit.nn.split_weight_decay`), for a decoupled-decay optimiser (AdamW), as
+  LQ's optimiser (``models/ae.py`` L54-82) does for every model.
+- ``posterior_scale`` (VAEs): how the encoder's second ``D`` outputs give σ — ``"exp"``
+  (default): they are log-variances, σ = exp(h/2) (disentanglement_lib); ``"softplus"``:
+  σ = softplus(h) (LQ ``latents/diagonal_gaussian.py``).
 
 Sampling uses the global torch RNG (seeded by the trainer); no model keeps a step counter —
 step-dependent losses read the ``step`` argument of :meth:`loss`.
@@ -42,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from disentkit.models._base import Encoding, ExtraStep, Model, Output, register_model
-from disentkit.models._checks import check_choice, check_nonnegative
+from disentkit.models._checks import check_choice, check_clip, check_nonnegative
 from disentkit.models._losses import (
     RECONSTRUCTIONS,
     TC_ESTIMATORS,
@@ -55,6 +60,7 @@ from disentkit.models._losses import (
 from disentkit.nn import ARCHITECTURES, build_decoder, build_encoder, split_weight_decay
 
 TC_BATCHES = ("independent", "same")
+POSTERIOR_SCALES = ("exp", "softplus")
 
 
 # -- configs ------------------------------------------------------------------------------
@@ -67,6 +73,7 @@ class AEConfig:
     arch: str = "dlib"  # encoder/decoder architecture, one of disentkit.nn.ARCHITECTURES
     reconstruction: str = "bernoulli"  # "bernoulli" (BCE with logits) or "gaussian" (L2)
     weight_decay: float = 0.0  # λ_l2 on weights, not biases (LQ AE baseline: 0)
+    clip_value: float | None = None  # element-wise gradient clip of the weights (LQ: 1.0)
 
     def __post_init__(self) -> None:
         if isinstance(self.n_latents, bool) or not isinstance(self.n_latents, int):
@@ -82,6 +89,7 @@ class AEConfig:
         check_choice("arch", self.arch, ARCHITECTURES)
         check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_nonnegative(self, "weight_decay")
+        check_clip(self)
 
 
 @dataclass
@@ -100,6 +108,12 @@ class BioAEConfig(AEConfig):
 @dataclass
 class VAEConfig(AEConfig):
     """The plain VAE (Kingma & Welling 2014): reconstruction + KL."""
+
+    posterior_scale: str = "exp"  # σ from the encoder: "exp" (log-variance) or "softplus" (LQ)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("posterior_scale", self.posterior_scale, POSTERIOR_SCALES)
 
 
 @dataclass
@@ -225,14 +239,17 @@ class _EncoderDecoder(Model):
         return self
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """One group, or decayed weights and undecayed biases when ``weight_decay > 0``."""
+        """One group, or weights and biases apart when ``weight_decay > 0`` or ``clip_value``
+        is set: the weights decayed and clipped, the biases neither (LQ ``models/ae.py``)."""
         module = self._optimised_modules()
-        if self.config.weight_decay == 0:
+        cfg = self.config
+        if cfg.weight_decay == 0 and cfg.clip_value is None:
             return [{"params": [p for p in module.parameters() if p.requires_grad]}]
         decay, no_decay = split_weight_decay(module)
         return [
-            {"params": decay, "weight_decay": float(self.config.weight_decay)},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": float(cfg.weight_decay),
+             "clip_value": cfg.clip_value},
+            {"params": no_decay, "weight_decay": 0.0, "clip_value": None},
         ]
 
 
@@ -301,8 +318,10 @@ class BioAE(AE):
 class VAE(_EncoderDecoder):
     """Gaussian VAE: loss = reconstruction (summed over pixels) + regulariser.
 
-    The encoder's ``2·D`` outputs are the means and log-variances; ``z`` is sampled with
-    the reparameterisation trick (global torch RNG). Subclasses change :meth:`_regularizer`.
+    The encoder's ``2·D`` outputs are the means and the scale parameters ``h`` (log-variances
+    with ``posterior_scale="exp"``; σ = softplus(h) with ``"softplus"``, the encoding's
+    ``logvar`` is then ``2·log σ``); ``z`` is sampled with the reparameterisation trick
+    (global torch RNG). Subclasses change :meth:`_regularizer`.
     """
 
     representation_kinds = ("mean", "sampled")
@@ -312,8 +331,14 @@ class VAE(_EncoderDecoder):
 
     def encode(self, x: torch.Tensor) -> Encoding:
         h = self.encoder(x)  # (B, 2·D)
-        mean, logvar = h.chunk(2, dim=1)  # 2 × (B, D)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)  # (B, D)
+        mean, scale = h.chunk(2, dim=1)  # 2 × (B, D)
+        if self.config.posterior_scale == "softplus":
+            sigma = F.softplus(scale)  # (B, D)
+            logvar = 2.0 * torch.log(sigma)
+        else:
+            logvar = scale
+            sigma = torch.exp(0.5 * logvar)
+        z = mean + torch.randn_like(mean) * sigma  # (B, D)
         return Encoding(z=z, mean=mean, logvar=logvar)
 
     def _regularizer(

@@ -23,6 +23,14 @@ A study spec is a YAML (or JSON) mapping::
     eval: {n_samples: 2000, mode: fast, metrics: [mig, dci, infomec]}
     resources: {cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: null, max_retries: 2}
 
+Recipes. ``recipe:`` in a model entry, or in ``train`` for every model, starts each run
+from a shipped recipe (:mod:`disentkit.recipes`): a recipe name
+(``qlae2023/qlae/shapes3d``), a model's recipes (``qlae2023/qlae``, completed with
+``/<dataset>``) or a family (``qlae2023``, completed with ``/<model>/<dataset>``), resolved
+per run by :func:`disentkit.recipes.resolve_recipe`. A model entry's recipe wins over the
+``train`` one. The spec's own keys go on top of the recipe: ``train``, then the dataset and
+model names and options, the seed, ``eval`` and the swept hyper-parameters.
+
 Hyper-parameter keys are the dotted keys of ``disentkit train --set`` (``model.beta`` is
 the model's ``beta`` option, ``lr`` the run's learning rate, ``data.<option>`` a dataset
 option). Random draws take ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``,
@@ -52,6 +60,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from disentkit.recipes import load_recipe, merge_config, resolve_recipe
 
 SPEC_KEYS = ("name", "datasets", "models", "grid", "random", "seeds", "train", "eval",
              "resources")
@@ -164,7 +174,7 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> StudySpec:
         )
     datasets = tuple(_entry(d, "datasets", allowed=("name", "options"))
                      for d in _nonempty_list(data, "datasets"))
-    models = tuple(_entry(m, "models", allowed=("name", "options", "grid", "random"))
+    models = tuple(_entry(m, "models", allowed=("name", "options", "grid", "random", "recipe"))
                    for m in _nonempty_list(data, "models"))
     seeds = _seeds(data.get("seeds", 1))
     train = _mapping(data, "train")
@@ -365,6 +375,28 @@ def _check_names(spec: StudySpec) -> None:
         DATASETS[d["name"]]
     for m in spec.models:
         MODELS[m["name"]]
+        for d in spec.datasets:
+            _recipe_tree(spec, m, d)  # an unknown recipe fails here, before any run
+
+
+def _recipe_tree(spec: StudySpec, model: Mapping[str, Any],
+                 dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """The normalised run config of the recipe a run starts from (``{}`` without one)."""
+    name = model.get("recipe") or spec.train.get("recipe")
+    if name is None:
+        return {}
+    if not isinstance(name, str):
+        raise ValueError(f"'recipe' must be a recipe name such as 'qlae2023'; received {name!r}")
+    from disentkit.train.config import apply_overrides
+
+    cell = resolve_recipe(name, model=model["name"], dataset=dataset["name"])
+    tree = apply_overrides(load_recipe(cell))
+    if tree.get("model") not in (None, model["name"]):
+        raise ValueError(
+            f"recipe {cell!r} trains {tree['model']!r}, not model {model['name']!r}: name "
+            f"the recipe of {model['name']!r} or a family such as 'qlae2023'"
+        )
+    return tree
 
 
 # ------------------------------------------------------------------------------ expansion
@@ -420,14 +452,17 @@ def expand(spec: StudySpec) -> list[RunSpec]:
     """
     from disentkit.train.config import apply_overrides, build_config
 
-    plain = {k: v for k, v in spec.train.items() if "." not in k}
+    plain = {k: v for k, v in spec.train.items() if "." not in k and k != "recipe"}
     dotted = {k: v for k, v in spec.train.items() if "." in k}
     runs: list[RunSpec] = []
     for dataset in spec.datasets:
         for model in spec.models:
+            recipe = _recipe_tree(spec, model, dataset)
             for hp in settings(spec, model):
                 for seed in spec.seeds:
-                    tree = apply_overrides(plain, dotted)  # copies: plain stays as it is
+                    # the recipe, then the spec's train section, then its dotted keys
+                    tree = apply_overrides(
+                        merge_config(recipe, apply_overrides(plain)), dotted)
                     tree["data"] = dataset["name"]
                     tree["model_options"] = {**tree.get("model_options", {}),
                                              **copy.deepcopy(model["options"])}
