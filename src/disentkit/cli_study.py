@@ -137,6 +137,11 @@ def run_command(
         show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option(
         "--max-retries", help="Override resources.max_retries.", show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override every run's config, e.g. --set "
+        "train.steps=20 --set eval.n_samples=1000 (train.KEY: the run-config field KEY; "
+        "other keys as in `disentkit train --set`); repeatable. Recorded in the study "
+        "directory.", show_default=False)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report",
                       help="Write the study's report.html at the end.")] = True,
     debug: Debug = False,
@@ -153,7 +158,8 @@ def run_command(
         outcome = run_study(spec, out, model_nums=model_num, executor=executor,
                             address=address, num_cpus=num_cpus,
                             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                            max_concurrent=max_concurrent, max_retries=max_retries)
+                            max_concurrent=max_concurrent, max_retries=max_retries,
+                            overrides=overrides)
         study = outcome.study_dir
         if outcome.selected:
             stdout.print(_results_table(outcome.results, list(outcome.selected)))
