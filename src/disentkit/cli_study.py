@@ -245,14 +245,19 @@ def report_command(
     primary: Annotated[str | None, typer.Option(
         "--primary", help="Score column that ranks the best and worst run of each model.",
         show_default=False)] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Model the paper-style table compares every other model with "
+        "(default: qlae when present, else the first model).", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
-    """Write DIR/report.html: score distributions, metric agreement, seed variance,
-    reconstruction vs disentanglement, best and worst traversals per model."""
+    """Write DIR/report.html: the paper-style table (mean ± 95 % interval over seeds;
+    also DIR/paper_table.csv, .md and paired_vs_REFERENCE.csv), score distributions, metric
+    agreement, seed variance, reconstruction vs disentanglement, best and worst traversals
+    per model."""
     with _errors(debug):
         study = Path(study_dir)
         if not (study / "results.parquet").is_file() and (study / "study.yaml").is_file():
             from disentkit.study import collect, write_results
 
             write_results(study, collect(study))
-        _write_report(study, metrics=metric, primary=primary)
+        _write_report(study, metrics=metric, primary=primary, reference=reference)
