@@ -634,9 +634,10 @@ def write_study_report(
         study_dir: the study directory (``study.yaml``, ``runs/``, ``results.parquet``).
         results: the results table (a DataFrame, or the path of a ``.parquet`` / ``.csv``
             file); default: ``results.parquet`` in ``study_dir``, else ``results.csv``.
-        metrics: scores to show in the table and figures, with or without the ``score.``
+        metrics: scores to show in the tables and figures, with or without the ``score.``
             prefix; default :func:`disentkit.viz.study_figures.main_scores` (every score
-            but interval bounds and diagnostics).
+            but interval bounds and diagnostics), and for the paper-style table InfoM,
+            InfoE, InfoC, DCI and MIG (:func:`disentkit.study.tables.paper_scores`).
         primary: the score that picks each model's best and worst run for the
             traversals; default: the first present of ``infomec.infom``,
             ``dci.disentanglement`` and ``mig`` (then the first main score). The page
