@@ -181,3 +181,17 @@ def test_write_paper_tables_beside_the_results(tmp_path):
     paths = write_paper_tables(tmp_path, reference="beta_vae", metrics=["mig"])
     assert paths["paired_csv"].name == paired_csv_name("beta_vae")
     assert pd.read_csv(paths["csv"])["metric"].tolist() == ["mig", "mig"]
+
+
+def test_paired_differences_figure_has_a_panel_per_score():
+    from disentkit.viz.study_figures import paired_differences
+
+    frame = runs({"qlae": {"mig": [0.5, 0.6], "infomec.infom": [0.7, 0.8]},
+                  "ae": {"mig": [0.4, 0.3], "infomec.infom": [0.6, 0.5]},
+                  "vae": {"mig": [0.2], "infomec.infom": [0.1]}})
+    fig = paired_differences(paired_comparison(frame, reference="qlae"))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert titles == ["infomec.infom", "mig"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ae", "vae"]
+    with pytest.raises(ValueError, match="at least one comparison"):
+        paired_differences(paired_comparison(runs({"qlae": {"mig": [0.5]}}), "qlae"))

@@ -63,7 +63,7 @@ def normalise_overrides(overrides: Iterable[str] | None) -> list[str]:
         overrides = [overrides]
     out = []
     for key, value in parse_overrides(overrides):
-        mapped = key.removeprefix("train.") if key != "train." else key
+        mapped = key.removeprefix("train.")
         if mapped in _FIXED:
             raise ValueError(
                 f"study overrides must not set {key!r}: the spec's datasets, models and "

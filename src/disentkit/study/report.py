@@ -45,6 +45,7 @@ from disentkit.study.tables import (
     paired_comparison,
     paper_markdown,
     paper_table,
+    score_label,
     wide_paired_table,
     wide_paper_table,
 )
@@ -67,6 +68,7 @@ from disentkit.viz.study_figures import (
     hp_columns,
     main_scores,
     model_groups,
+    paired_differences,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -465,14 +467,16 @@ def _paper_frames(
     confidence: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
     """The paper table, the paired comparison (``None`` without a reference) and the
-    reference: ``reference``, else ``qlae`` when it has finished runs, else the first
-    model of the table."""
+    reference: ``reference``, else ``qlae`` when it has finished runs (its first setting
+    when it has several), else the first model of the table."""
     paper = paper_table(table, metrics, confidence=confidence)
     labels = list(dict.fromkeys(paper["model"]))
     if reference is None:
         if not labels:
             return paper, None, None
-        reference = DEFAULT_REFERENCE if DEFAULT_REFERENCE in labels else labels[0]
+        default = [label for label in labels if label == DEFAULT_REFERENCE
+                   or label.startswith(f"{DEFAULT_REFERENCE} (")]
+        reference = (default or labels)[0]
     paired = paired_comparison(table, reference, metrics, confidence=confidence)
     return paper, paired, reference
 
@@ -527,8 +531,10 @@ def write_paper_tables(
         results: the results table (as for :func:`write_study_report`); default the
             study's ``results.parquet`` (else ``results.csv``).
         metrics: the scores (default: InfoM, InfoE, InfoC, DCI and MIG where present).
-        reference: the model the others are compared with; default ``qlae`` when it has
-            finished runs, else the table's first model.
+        reference: the model the others are compared with (its label in the table, e.g.
+            ``beta_vae (beta=4)`` for one of several settings); default ``qlae`` when it
+            has finished runs (its first setting when it has several), else the table's
+            first model.
         confidence: the intervals' coverage.
 
     Returns:
@@ -573,8 +579,28 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
     return "\n".join(lines)
 
 
-def _paper_section(table: pd.DataFrame, paper: pd.DataFrame, paired: pd.DataFrame | None,
-                   reference: str | None, files: Sequence[str], confidence: float) -> str:
+def _paired_figure(study: Path, paired: pd.DataFrame, reference: str) -> str:
+    """The paired comparison as a figure (``figures/paired_vs_<reference>.png``), or a
+    note when it cannot be drawn."""
+    from disentkit.viz.figures import save_figure
+
+    name = paired_csv_name(reference).removesuffix(".csv")
+    labels = {m: score_label(m) for m in paired["metric"]}
+    try:
+        fig = paired_differences(paired, labels=labels)
+        data = save_figure(fig, study / FIGURES_DIR / f"{name}.png").read_bytes()
+    except Exception as exc:  # one figure must not cost the study its page
+        message = _warn(f"figure 'difference to {reference}' could not be drawn: "
+                        f"{type(exc).__name__}: {exc}")
+        return f"<p class=\"note\">{_e(message)}</p>"
+    return _figure_html(name, data, f"Difference of each model to {reference} with its "
+                        "95 % interval (solid: paired by seed, dashed: Welch, hollow point: "
+                        "no interval); the dashed vertical line is no difference.")
+
+
+def _paper_section(study: Path, table: pd.DataFrame, paper: pd.DataFrame,
+                   paired: pd.DataFrame | None, reference: str | None,
+                   files: Sequence[str], confidence: float) -> str:
     pct = f"{confidence * 100:g} %"
     parts = [f"<h2 id=\"paper-table\">Mean ± {pct} interval over seeds</h2>"]
     if paper.empty:
@@ -609,6 +635,7 @@ def _paper_section(table: pd.DataFrame, paper: pd.DataFrame, paired: pd.DataFram
                 if headed:
                     parts.append(f"<h4>{_e(dataset)}</h4>")
                 parts.append(_html_table(header, rows, text_columns=(0, -1)))
+            parts.append(_paired_figure(study, paired, reference))
     if files:
         listed = ", ".join(f"<code>{_e(f)}</code>" for f in files)
         parts.append(f"<p class=\"meta\">Also written to the study directory: {listed}.</p>")
@@ -644,8 +671,9 @@ def write_study_report(
             names it. Ranked by the metric's direction (higher is better for all but the
             unsupervised scores).
         reference: the model every other model is compared with in the paper-style
-            table (:func:`write_paper_tables`); default ``qlae`` when it has finished
-            runs, else the table's first model.
+            table (:func:`write_paper_tables`; also drawn as
+            ``figures/paired_vs_<reference>.png``); default ``qlae`` when it has finished
+            runs (its first setting when it has several), else the table's first model.
         out: path of the page (default ``study_dir/report.html``). Study figures are
             written to ``study_dir/figures/`` either way, and the paper-style tables
             to ``study_dir`` (``paper_table.csv``, ``paired_vs_<reference>.csv``,
@@ -684,7 +712,7 @@ def write_study_report(
 
     paper, paired, ref = _paper_frames(table, metrics, reference, 0.95)
     written = _write_paper_files(study, table, name, paper, paired, ref, 0.95)
-    paper_html = _paper_section(table, paper, paired, ref,
+    paper_html = _paper_section(study, table, paper, paired, ref,
                                 [path.name for path in written.values()], 0.95)
     figures = _figures_section(study, table, scores, progress)
     traversals = _traversals_section(study, table, rank_by, progress)
