@@ -137,6 +137,11 @@ def run_command(
         show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option(
         "--max-retries", help="Override resources.max_retries.", show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override every run's config, e.g. --set "
+        "train.steps=20 --set eval.n_samples=1000 (train.KEY: the run-config field KEY; "
+        "other keys as in `disentkit train --set`); repeatable. Recorded in the study "
+        "directory.", show_default=False)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report",
                       help="Write the study's report.html at the end.")] = True,
     debug: Debug = False,
@@ -153,7 +158,8 @@ def run_command(
         outcome = run_study(spec, out, model_nums=model_num, executor=executor,
                             address=address, num_cpus=num_cpus,
                             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                            max_concurrent=max_concurrent, max_retries=max_retries)
+                            max_concurrent=max_concurrent, max_retries=max_retries,
+                            overrides=overrides)
         study = outcome.study_dir
         if outcome.selected:
             stdout.print(_results_table(outcome.results, list(outcome.selected)))
@@ -239,14 +245,19 @@ def report_command(
     primary: Annotated[str | None, typer.Option(
         "--primary", help="Score column that ranks the best and worst run of each model.",
         show_default=False)] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Model the paper-style table compares every other model with "
+        "(default: qlae when present, else the first model).", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
-    """Write DIR/report.html: score distributions, metric agreement, seed variance,
-    reconstruction vs disentanglement, best and worst traversals per model."""
+    """Write DIR/report.html: the paper-style table (mean ± 95 % interval over seeds;
+    also DIR/paper_table.csv, .md and paired_vs_REFERENCE.csv), score distributions, metric
+    agreement, seed variance, reconstruction vs disentanglement, best and worst traversals
+    per model."""
     with _errors(debug):
         study = Path(study_dir)
         if not (study / "results.parquet").is_file() and (study / "study.yaml").is_file():
             from disentkit.study import collect, write_results
 
             write_results(study, collect(study))
-        _write_report(study, metrics=metric, primary=primary)
+        _write_report(study, metrics=metric, primary=primary, reference=reference)

@@ -198,7 +198,8 @@ def test_report_is_self_contained_and_embeds_every_figure(study):
         assert img.get("alt")
     written = sorted(p.stem for p in (study["root"] / "figures").glob("*.png"))
     assert written == sorted(["score_distributions", "hp_model.beta", "hp_model.n_values",
-                              "rank_correlation", "seed_variance", "reconstruction_tradeoff"])
+                              "rank_correlation", "seed_variance", "reconstruction_tradeoff",
+                              "paired_vs_qlae_n_values_8"])
     embedded = sorted(f["id"].removeprefix("fig-") for f in page.figures if "id" in f)
     assert embedded == written
     assert all(f["img"] for f in page.figures if "id" in f)

@@ -7,6 +7,11 @@ base64 ``data:`` URI, no script, no URL. It shows
 
 - the study's name (``study.yaml``'s ``name``, else the directory's name) and how many
   runs are done, failed and pending, per model;
+- the paper-style table (:mod:`disentkit.study.tables`): per dataset and model, mean ±
+  95 % Student-t interval over seeds of InfoM, InfoE, InfoC, DCI and MIG with the best
+  per column marked, and each model's difference to a reference model (default
+  ``qlae``); also written beside the results as ``paper_table.csv``,
+  ``paired_vs_<reference>.csv`` and ``paper_table.md`` (:func:`write_paper_tables`);
 - a table of the runs: number, model, dataset, seed, hyper-parameters, status and main
   scores; a failed run shows its error instead of scores;
 - the study figures of :mod:`disentkit.viz.study_figures` (also written as PNGs to
@@ -26,13 +31,24 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
 from disentkit.study.results import read_results
+from disentkit.study.tables import (
+    higher_is_better,
+    paired_comparison,
+    paper_markdown,
+    paper_table,
+    score_label,
+    wide_paired_table,
+    wide_paper_table,
+)
 from disentkit.viz.report import (
     _CSS,
     _SMALL_WIDTH,
@@ -52,14 +68,19 @@ from disentkit.viz.study_figures import (
     hp_columns,
     main_scores,
     model_groups,
+    paired_differences,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["REPORT_NAME", "write_study_report"]
+__all__ = ["PAPER_CSV", "PAPER_MD", "REPORT_NAME", "paired_csv_name", "write_paper_tables",
+           "write_study_report"]
 
 REPORT_NAME = "report.html"
+PAPER_CSV = "paper_table.csv"
+PAPER_MD = "paper_table.md"
+DEFAULT_REFERENCE = "qlae"
 FIGURES_DIR = "figures"
 SPEC_FILE = "study.yaml"
 _STATUSES = ("done", "failed", "pending")
@@ -68,6 +89,7 @@ _EXTRA_CSS = """
 .scroll { overflow-x: auto; }
 tr.failed td { background: #fdf0f0; }
 tr.pending td { color: #777; }
+table.paper td.best { font-weight: bold; }
 td.error { color: #a61b1b; white-space: pre-wrap; font-family: ui-monospace, monospace;
            font-size: 0.88em; }
 .pair { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
@@ -139,19 +161,6 @@ def _study_name(study: Path) -> str:
 # --------------------------------------------------------------------------- ranking
 
 
-def _higher_is_better(column: str) -> bool:
-    """Direction of a score column from the metric registry (higher when unknown)."""
-    from disentkit.metrics import METRICS
-
-    metric, _, score = _short(column).partition(".")
-    if metric not in METRICS:
-        return True
-    for info in METRICS[metric].scores:
-        if info.name == (score or "score"):
-            return bool(info.higher_is_better)
-    return True
-
-
 def _primary(table: pd.DataFrame, primary: str | None, scores: Sequence[str]) -> str | None:
     done = done_runs(table)
     if primary is not None:
@@ -181,7 +190,7 @@ def _extremes(table: pd.DataFrame, primary: str) -> list[tuple[str, list[tuple[s
     done = done_runs(table)
     labels = model_groups(done)
     values = pd.to_numeric(done[primary], errors="coerce")
-    sign = 1.0 if _higher_is_better(primary) else -1.0
+    sign = 1.0 if higher_is_better(primary) else -1.0
     out = []
     for group in sorted(model_groups(table).unique()):
         ok = (labels == group) & values.notna()
@@ -408,7 +417,7 @@ def _traversals_section(
         parts.append("<p class=\"note\">No score to rank the runs by: no traversals "
                      "shown.</p>")
         return "\n".join(parts)
-    direction = "higher" if _higher_is_better(primary) else "lower"
+    direction = "higher" if higher_is_better(primary) else "lower"
     parts.append(f"<p>Finished runs of each model ranked by <code>{_e(primary)}</code> "
                  f"({direction} is better): the best and the worst run's latent traversals "
                  "(each row sweeps one latent from a seed image).</p>")
@@ -439,6 +448,200 @@ def _traversals_section(
     return "\n".join(parts)
 
 
+# --------------------------------------------------------------------------- paper table
+
+
+def paired_csv_name(reference: str) -> str:
+    """File name of the paired comparison against ``reference``.
+
+    Example:
+        >>> paired_csv_name("qlae"), paired_csv_name("beta_vae (beta=4)")
+        ('paired_vs_qlae.csv', 'paired_vs_beta_vae_beta_4.csv')
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", reference).strip("_.") or "reference"
+    return f"paired_vs_{safe}.csv"
+
+
+def _paper_frames(
+    table: pd.DataFrame, metrics: Sequence[str] | None, reference: str | None,
+    confidence: float,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
+    """The paper table, the paired comparison (``None`` without a reference) and the
+    reference: ``reference``, else ``qlae`` when it has finished runs (its first setting
+    when it has several), else the first model of the table."""
+    paper = paper_table(table, metrics, confidence=confidence)
+    labels = list(dict.fromkeys(paper["model"]))
+    if reference is None:
+        if not labels:
+            return paper, None, None
+        default = [label for label in labels if label == DEFAULT_REFERENCE
+                   or label.startswith(f"{DEFAULT_REFERENCE} (")]
+        reference = (default or labels)[0]
+    paired = paired_comparison(table, reference, metrics, confidence=confidence)
+    return paper, paired, reference
+
+
+def _metric_ids(table: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """The distinct metric IDs (``metric_id.<metric>`` columns) of the given score keys."""
+    ids: list[str] = []
+    for metric in dict.fromkeys(m.split(".")[0] for m in metrics):
+        column = f"metric_id.{metric}"
+        if column in table.columns:
+            ids += [i for i in dict.fromkeys(str(v) for v in done_runs(table)[column].dropna())
+                    if i and i not in ids]
+    return ids
+
+
+def _write_paper_files(study: Path, table: pd.DataFrame, name: str, paper: pd.DataFrame,
+                       paired: pd.DataFrame | None, reference: str | None,
+                       confidence: float) -> dict[str, Path]:
+    study.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": atomic_write(study / PAPER_CSV,
+                                 lambda tmp: paper.to_csv(tmp, index=False))}
+    if paired is not None and reference is not None:
+        paths["paired_csv"] = atomic_write(study / paired_csv_name(reference),
+                                           lambda tmp: paired.to_csv(tmp, index=False))
+    text = paper_markdown(paper, paired, title=f"Study {name}", confidence=confidence,
+                          metric_ids=_metric_ids(table, list(paper["metric"])))
+    paths["markdown"] = atomic_write(study / PAPER_MD,
+                                     lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return paths
+
+
+def write_paper_tables(
+    study_dir: str | os.PathLike[str],
+    *,
+    results: pd.DataFrame | str | os.PathLike[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    reference: str | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Path]:
+    """Write the paper-style tables of a study beside its results table.
+
+    Files (see :mod:`disentkit.study.tables` for the statistics):
+
+    - ``paper_table.csv``: long form, one row per dataset, model and score: ``dataset,
+      model, metric, n, mean, ci_low, ci_high, best``;
+    - ``paired_vs_<reference>.csv``: ``dataset, model, reference, metric, method, n,
+      n_reference, difference, ci_low, ci_high`` (not written without finished runs);
+    - ``paper_table.md``: both as Markdown tables.
+
+    Args:
+        study_dir: the study directory.
+        results: the results table (as for :func:`write_study_report`); default the
+            study's ``results.parquet`` (else ``results.csv``).
+        metrics: the scores (default: InfoM, InfoE, InfoC, DCI and MIG where present).
+        reference: the model the others are compared with (its label in the table, e.g.
+            ``beta_vae (beta=4)`` for one of several settings); default ``qlae`` when it
+            has finished runs (its first setting when it has several), else the table's
+            first model.
+        confidence: the intervals' coverage.
+
+    Returns:
+        the written paths under the keys ``csv``, ``paired_csv`` (when written) and
+        ``markdown``.
+
+    Raises:
+        FileNotFoundError: no results table.
+        ValueError: ``reference`` or a score in ``metrics`` is not in the table.
+
+    Example:
+        >>> import tempfile
+        >>> import pandas as pd
+        >>> study = Path(tempfile.mkdtemp())
+        >>> runs = pd.DataFrame({"model": ["qlae", "qlae", "ae", "ae"], "seed": [0, 1, 0, 1],
+        ...     "status": ["done"] * 4, "score.mig": [0.4, 0.6, 0.2, 0.3]})
+        >>> sorted(p.name for p in write_paper_tables(study, results=runs).values())
+        ['paired_vs_qlae.csv', 'paper_table.csv', 'paper_table.md']
+    """
+    study = Path(study_dir).expanduser()
+    table = _load(study, results)
+    paper, paired, ref = _paper_frames(table, metrics, reference, confidence)
+    name = _study_name(study) if study.is_dir() else study.name
+    return _write_paper_files(study, table, name, paper, paired, ref, confidence)
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                text_columns: Sequence[int] = (0,)) -> str:
+    """A table of display cells; a cell is text or ``(text, best)`` (best in bold)."""
+    lines = ["<div class=\"scroll\"><table class=\"paper\">",
+             "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    texts = {i % len(header) for i in text_columns}
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text, best = cell if isinstance(cell, tuple) else (cell, False)
+            classes = " ".join(c for c, on in (("num", i not in texts), ("best", best)) if on)
+            attr = f" class=\"{classes}\"" if classes else ""
+            cells.append(f"<td{attr}>{f'<b>{_e(text)}</b>' if best else _e(text)}</td>")
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines.append("</table></div>")
+    return "\n".join(lines)
+
+
+def _paired_figure(study: Path, paired: pd.DataFrame, reference: str) -> str:
+    """The paired comparison as a figure (``figures/paired_vs_<reference>.png``), or a
+    note when it cannot be drawn."""
+    from disentkit.viz.figures import save_figure
+
+    name = paired_csv_name(reference).removesuffix(".csv")
+    labels = {m: score_label(m) for m in paired["metric"]}
+    try:
+        fig = paired_differences(paired, labels=labels)
+        data = save_figure(fig, study / FIGURES_DIR / f"{name}.png").read_bytes()
+    except Exception as exc:  # one figure must not cost the study its page
+        message = _warn(f"figure 'difference to {reference}' could not be drawn: "
+                        f"{type(exc).__name__}: {exc}")
+        return f"<p class=\"note\">{_e(message)}</p>"
+    return _figure_html(name, data, f"Difference of each model to {reference} with its "
+                        "95 % interval (solid: paired by seed, dashed: Welch, hollow point: "
+                        "no interval); the dashed vertical line is no difference.")
+
+
+def _paper_section(study: Path, table: pd.DataFrame, paper: pd.DataFrame,
+                   paired: pd.DataFrame | None, reference: str | None,
+                   files: Sequence[str], confidence: float) -> str:
+    pct = f"{confidence * 100:g} %"
+    parts = [f"<h2 id=\"paper-table\">Mean ± {pct} interval over seeds</h2>"]
+    if paper.empty:
+        parts.append("<p class=\"note\">No finished run has a score yet: no table.</p>")
+        return "\n".join(parts)
+    parts.append(
+        f"<p>Per dataset and model, over finished runs: the mean over seeds ± the "
+        f"half-width of the {pct} Student-t interval (t · s / √n, n − 1 degrees of "
+        "freedom); <i>(n=1)</i>: one seed, no interval. The best mean of each column is in "
+        "bold (higher is better, except for scores the metric registry marks lower is "
+        "better).</p>")
+    parts.append(_about_scores(table, [f"score.{m}" for m in dict.fromkeys(paper["metric"])]))
+    displays = wide_paper_table(paper)
+    headed = len(displays) > 1 or displays[0][0] != "—"
+    for dataset, header, rows in displays:
+        if headed:
+            parts.append(f"<h3>{_e(dataset)}</h3>")
+        parts.append(_html_table(header, rows))
+    if paired is not None and reference is not None:
+        parts.append(f"<h3>Difference to {_e(reference)}</h3>")
+        if paired.empty:
+            parts.append(f"<p class=\"note\">No other model shares a dataset with "
+                         f"{_e(reference)}: nothing to compare.</p>")
+        else:
+            parts.append(
+                f"<p>Mean of each model − mean of <b>{_e(reference)}</b>, with its {pct} "
+                "interval: paired by seed (t-interval of the per-seed differences) where "
+                "both have the same seeds, else Welch's interval; the last column says "
+                "which. An interval that excludes 0 is a difference at that level, per "
+                "comparison (not corrected for the number of comparisons).</p>")
+            for dataset, header, rows in wide_paired_table(paired):
+                if headed:
+                    parts.append(f"<h4>{_e(dataset)}</h4>")
+                parts.append(_html_table(header, rows, text_columns=(0, -1)))
+            parts.append(_paired_figure(study, paired, reference))
+    if files:
+        listed = ", ".join(f"<code>{_e(f)}</code>" for f in files)
+        parts.append(f"<p class=\"meta\">Also written to the study directory: {listed}.</p>")
+    return "\n".join(parts)
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -448,6 +651,7 @@ def write_study_report(
     results: pd.DataFrame | str | os.PathLike[str] | None = None,
     metrics: Sequence[str] | None = None,
     primary: str | None = None,
+    reference: str | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -457,16 +661,23 @@ def write_study_report(
         study_dir: the study directory (``study.yaml``, ``runs/``, ``results.parquet``).
         results: the results table (a DataFrame, or the path of a ``.parquet`` / ``.csv``
             file); default: ``results.parquet`` in ``study_dir``, else ``results.csv``.
-        metrics: scores to show in the table and figures, with or without the ``score.``
+        metrics: scores to show in the tables and figures, with or without the ``score.``
             prefix; default :func:`disentkit.viz.study_figures.main_scores` (every score
-            but interval bounds and diagnostics).
+            but interval bounds and diagnostics), and for the paper-style table InfoM,
+            InfoE, InfoC, DCI and MIG (:func:`disentkit.study.tables.paper_scores`).
         primary: the score that picks each model's best and worst run for the
             traversals; default: the first present of ``infomec.infom``,
             ``dci.disentanglement`` and ``mig`` (then the first main score). The page
             names it. Ranked by the metric's direction (higher is better for all but the
             unsupervised scores).
+        reference: the model every other model is compared with in the paper-style
+            table (:func:`write_paper_tables`; also drawn as
+            ``figures/paired_vs_<reference>.png``); default ``qlae`` when it has finished
+            runs (its first setting when it has several), else the table's first model.
         out: path of the page (default ``study_dir/report.html``). Study figures are
-            written to ``study_dir/figures/`` either way.
+            written to ``study_dir/figures/`` either way, and the paper-style tables
+            to ``study_dir`` (``paper_table.csv``, ``paired_vs_<reference>.csv``,
+            ``paper_table.md``).
         progress: called with a short label before each figure (and before drawing a
             run's missing traversals).
 
@@ -476,8 +687,9 @@ def write_study_report(
     Raises:
         FileNotFoundError: ``study_dir`` is missing, or it holds no results table (run
             ``disentkit study run`` or ``disentkit study collect`` first).
-        ValueError: the table lacks ``model`` or ``status``, or ``metrics`` / ``primary``
-            names a score the table does not have.
+        ValueError: the table lacks ``model`` or ``status``, ``metrics`` / ``primary``
+            names a score the table does not have, or ``reference`` is not a model with
+            finished runs.
 
     Example:
         >>> import tempfile
@@ -498,6 +710,10 @@ def write_study_report(
     name = _study_name(study) if study.is_dir() else study.name
     from disentkit import __version__
 
+    paper, paired, ref = _paper_frames(table, metrics, reference, 0.95)
+    written = _write_paper_files(study, table, name, paper, paired, ref, 0.95)
+    paper_html = _paper_section(study, table, paper, paired, ref,
+                                [path.name for path in written.values()], 0.95)
     figures = _figures_section(study, table, scores, progress)
     traversals = _traversals_section(study, table, rank_by, progress)
     if progress is not None:
@@ -505,8 +721,7 @@ def write_study_report(
     about = [f"study directory <code>{_e(study.resolve().name)}</code>",
              f"disentkit {_e(__version__)}"]
     page = _page(f"Study {name}", f"Study {name}", about,
-                 [_runs_section(table, scores), figures, traversals], css=_CSS + _EXTRA_CSS)
-    from disentkit._atomic import atomic_write
-
+                 [paper_html, _runs_section(table, scores), figures, traversals],
+                 css=_CSS + _EXTRA_CSS)
     target = Path(out).expanduser() if out is not None else study / REPORT_NAME
     return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))

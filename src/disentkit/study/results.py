@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from disentkit._atomic import atomic_write
+from disentkit.study.overrides import override_runs, read_overrides
 from disentkit.study.spec import RunSpec, StudySpec, expand, run_name
 
 RUNS_DIR = "runs"
@@ -143,7 +144,8 @@ def collect(study_dir: str | os.PathLike[str], spec: StudySpec | None = None,
     Args:
         study_dir: the study directory (holds ``study.yaml`` and ``runs/``).
         spec: the study's spec (default: read ``study.yaml``).
-        runs: the expanded runs (default: expanded from ``spec``).
+        runs: the expanded runs (default: expanded from ``spec``, with the overrides
+            recorded in ``study_state.json`` applied).
 
     Raises:
         FileNotFoundError: no ``study.yaml`` in ``study_dir``.
@@ -162,7 +164,7 @@ def collect(study_dir: str | os.PathLike[str], spec: StudySpec | None = None,
                     "with: disentkit study run SPEC --out DIR"
                 )
             spec = load_spec(spec_file)
-        runs = expand(spec)
+        runs = override_runs(expand(spec), read_overrides(study))
     rows = [run_row(study, r) for r in runs]
     frame = pd.DataFrame(rows)
     hp = sorted(c for c in frame.columns if c.startswith("hp."))

@@ -3,6 +3,8 @@
 A study directory holds::
 
     study.yaml            the spec it was started with (a different spec is refused)
+    study_state.json      the overrides (``--set``) it was started with (other overrides
+                          are refused; see disentkit.study.overrides)
     runs/run-NNNNN/       one ordinary run directory per run (config.json, checkpoints/,
                           model.safetensors, metrics.json, ...) plus the study's records:
                           attempts.jsonl (a line per start: pid, host, step it started
@@ -39,6 +41,11 @@ from typing import Any, Literal
 
 from disentkit._atomic import atomic_write, write_json
 from disentkit._lock import hold_directory
+from disentkit.study.overrides import (
+    override_runs,
+    read_overrides,
+    record_overrides,
+)
 from disentkit.study.results import (
     ATTEMPTS_FILE,
     DONE_FILE,
@@ -58,16 +65,19 @@ EXECUTORS = ("ray", "local")
 # --------------------------------------------------------------------------- study dir
 
 
-def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None) -> Path:
+def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None, *,
+                   overrides: Iterable[str] | None = None) -> Path:
     """Create (or reopen) the study directory of ``spec`` and store the spec in it.
 
     Args:
         spec: the study spec.
         out: the directory; default ``studies/<name>``.
+        overrides: ``"key=value"`` overrides of every run (recorded in
+            ``study_state.json``; see :mod:`disentkit.study.overrides`).
 
     Raises:
         ValueError: the directory already holds a study with a different spec (its run
-            numbers would no longer match).
+            numbers would no longer match) or different overrides.
     """
     import yaml
 
@@ -84,7 +94,9 @@ def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None) -
                 f"{', '.join(changed)}); its run numbers would change. Use another --out "
                 f"directory, or restore the spec in {stored}"
             )
+        record_overrides(study, overrides)
         return study
+    record_overrides(study, overrides)
     text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
     atomic_write(stored, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return study
@@ -159,7 +171,8 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
     study = Path(study_dir).expanduser()
     spec = load_spec(study / SPEC_FILE)
     runs = expand(spec)
-    run = runs[parse_model_nums(str(model_num), len(runs))[0]]
+    (run,) = override_runs([runs[parse_model_nums(str(model_num), len(runs))[0]]],
+                           read_overrides(study))
     path = run_dir(study, run.model_num)
     if is_done(path):
         return json.loads((path / DONE_FILE).read_text(encoding="utf-8"))
@@ -335,6 +348,7 @@ def run_study(
     gpus_per_trial: float | None = None,
     max_concurrent: int | None = None,
     max_retries: int | None = None,
+    overrides: Iterable[str] | None = None,
     progress: bool = True,
     note: Callable[[str], None] | None = None,
 ) -> StudyOutcome:
@@ -351,6 +365,12 @@ def run_study(
         num_cpus: CPUs of the local Ray instance (default: all of this machine's).
         cpus_per_trial, gpus_per_trial, max_concurrent, max_retries: override the spec's
             ``resources``.
+        overrides: ``"key=value"`` strings applied to every run's config after the spec
+            is expanded: ``train.<key>`` sets the run-config field ``<key>``
+            (``train.steps=20``), any other key is a run-config dotted key
+            (``eval.n_samples=1000``, ``model.<option>``). Recorded in the study
+            directory; rerunning a study with other overrides is refused (see
+            :mod:`disentkit.study.overrides`).
         progress: show runs done / running / failed.
         note: called with one-line messages (default: printed under the progress bar).
 
@@ -358,7 +378,8 @@ def run_study(
         a :class:`StudyOutcome`; ``results.parquet`` and ``results.csv`` are written.
 
     Raises:
-        ValueError: bad spec, a study directory holding another spec, bad options.
+        ValueError: bad spec, a study directory holding another spec or other overrides,
+            bad options or overrides.
         ImportError: ``executor="ray"`` without Ray installed (says what to install).
     """
     if executor not in EXECUTORS:
@@ -372,10 +393,10 @@ def run_study(
     from disentkit.study.spec import _check_resources
 
     _check_resources(resources)
-    runs = expand(study_spec)
+    runs = override_runs(expand(study_spec), overrides)
     selected = parse_model_nums(model_nums, len(runs))
     check_datasets(runs[n] for n in selected)
-    study = init_study_dir(study_spec, out)
+    study = init_study_dir(study_spec, out, overrides=overrides)
     # One driver per study directory; the processes of a job array (--model-num) share it.
     with hold_directory(study, what="study directory", shared=model_nums is not None):
         return _run_selected(study, study_spec, runs, selected, executor, resources,

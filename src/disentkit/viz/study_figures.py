@@ -54,6 +54,7 @@ __all__ = [
     "hyperparameter_effects",
     "main_scores",
     "model_groups",
+    "paired_differences",
     "rank_correlation_heatmap",
     "rank_correlations",
     "reconstruction_tradeoff",
@@ -547,6 +548,72 @@ def seed_variance(
     for ax in axes.ravel()[len(columns):]:
         ax.set_axis_off()
     fig.suptitle(title)
+    return fig
+
+
+def paired_differences(
+    paired: pd.DataFrame,
+    *,
+    labels: dict[str, str] | None = None,
+    n_cols: int = 4,
+    title: str | None = None,
+) -> Figure:
+    """Each model's difference to a reference model with its interval, one panel per score.
+
+    Args:
+        paired: a :func:`disentkit.study.tables.paired_comparison` frame (``dataset``,
+            ``model``, ``reference``, ``metric``, ``method``, ``difference``, ``ci_low``,
+            ``ci_high``).
+        labels: panel titles per ``metric`` (default: the metric key).
+        n_cols: panels per row.
+        title: figure title (default ``"Difference to <reference>"``).
+
+    Returns:
+        a figure: per panel each (dataset, model) a row with its difference as a point and
+        its interval as a line (a hollow point: no interval), a dashed line at 0. A Welch
+        interval is drawn dashed, a paired one solid.
+
+    Raises:
+        ValueError: ``paired`` has no rows.
+    """
+    if paired is None or len(paired) == 0:
+        raise ValueError("paired must hold at least one comparison; received an empty "
+                         "table (does the study have a second model beside the reference?)")
+    metrics = list(dict.fromkeys(paired["metric"]))
+    several = paired["dataset"].nunique() > 1
+    rows_of = list(dict.fromkeys(zip(paired["dataset"], paired["model"], strict=True)))
+    names = [f"{m} on {d}" if several else str(m) for d, m in rows_of]
+    colors = _palette(list(dict.fromkeys(paired["model"])))
+    rows, cols = _grid(len(metrics), n_cols)
+    longest = max((len(n) for n in names), default=4)
+    fig = _figure(2.4 * cols + 0.065 * min(longest, 60) + 0.4,
+                  (0.28 * len(rows_of) + 0.9) * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    for p, (ax, metric) in enumerate(zip(axes.ravel(), metrics, strict=False)):
+        sub = paired[paired["metric"] == metric]
+        ax.axvline(0.0, color="#555555", linestyle="--", linewidth=0.8)
+        for i, key in enumerate(rows_of):
+            hit = sub[(sub["dataset"] == key[0]) & (sub["model"] == key[1])]
+            if hit.empty or not np.isfinite(float(hit["difference"].iloc[0])):
+                continue
+            r = hit.iloc[0]
+            color = colors[key[1]]
+            bounded = np.isfinite([r["ci_low"], r["ci_high"]]).all()
+            if bounded:
+                ax.hlines(i, r["ci_low"], r["ci_high"], color=color, linewidth=2,
+                          linestyles="--" if r["method"] == "welch" else "-")
+            ax.scatter([r["difference"]], [i], s=22, zorder=3, color=color if bounded
+                       else "white", edgecolors=color)
+        label = (labels or {}).get(metric, metric)
+        ax.set_title(label, fontsize=8)
+        ax.set_yticks(range(len(rows_of)), names, fontsize=7)
+        ax.tick_params(axis="y", labelleft=p % cols == 0)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].set_ylim(len(rows_of) - 0.5, -0.5)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_axis_off()
+    reference = str(paired["reference"].iloc[0])
+    fig.suptitle(title or f"Difference to {reference} (mean of model − mean of {reference})")
     return fig
 
 
