@@ -10,31 +10,32 @@ Measured in one run, on this machine's CPU:
 2. **A prepared cache.** A prepared cache of an official dataset (``--cache``, default
    ``shapes3d``: 480,000 × 64×64×3 uint8, 5.9 GB of disk; ``--quick``: ``cars3d``, 17,568
    images, 0.2 GB) with random images, written to a temporary data root with the project's
-   own writer (``NpyWriter``, ``meta.json`` last) and opened with ``get_dataset``. Random
-   batches of 64 are timed cold (the file's pages evicted with ``posix_fadvise(DONTNEED)``)
-   and warm (file in the page cache), with each reader: the default options
-   (``reader="auto"``: positional reads into the batch beyond 512 MiB of images, a memory
-   map below), ``reader="pread"``, ``reader="mmap"`` (the earlier default: a memory map)
-   and ``reader="mmap"`` with ``release_pages_every=25``; readers alternate over
-   ``--repeats`` rounds and each rate is the median of its rounds. The default options are
-   also timed through 2 workers.
+   own writer (``NpyWriter``, ``meta.json`` last) and opened with ``get_dataset``. Each
+   reader — the default options (``reader="auto"``: positional reads into the batch beyond
+   512 MiB of images, a memory map below), ``reader="pread"``, ``reader="mmap"`` (the
+   earlier default: a memory map) and ``reader="mmap"`` with ``release_pages_every=25`` —
+   reads ``--rss-batches`` random batches of 64 (default 300) through ``FactorBatchLoader``
+   in a fresh process, cold (the file's pages evicted with ``posix_fadvise(DONTNEED)``) and
+   warm (the file read once into the page cache). The rate is images / total seconds (a
+   median would hide a memory map's read-ahead stalls on a cold cache); readers alternate
+   over ``--repeats`` rounds and each rate is the median of its rounds. The default options
+   are also timed warm through 2 workers (64 / median batch time).
 3. **Training consumption.** The standard 64×64 convolutional VAE of disentanglement_lib
    (encoder: 4 convolutions 32-32-64-64, kernel 4, stride 2, dense 256, dense 2×10; decoder
    mirrored with transposed convolutions), Bernoulli reconstruction + KL loss, Adam
    (lr 1e-4): forward + backward + optimiser step on batches of 64 on the CPU, with one
    torch thread and with torch's default; images per second. Each data rate is printed
    with its ratio to the faster of the two (target ≥ 10×).
-4. **Memory.** For each reader, a fresh process opens the cache with ``get_dataset`` and
-   reads ``--rss-batches`` random batches of 64 (default 300) through
-   ``FactorBatchLoader``, then reports its peak RSS (``VmHWM``, and ``ru_maxrss``) and,
-   sampled every 25 batches, the largest anonymous memory (the process's own) and
-   file-backed resident pages (shared libraries and mapped file pages). Target with the
-   default options: < 1 GB. A memory map's RSS grows with the pages touched and the
-   kernel's read-ahead around them (up to the file size); positional reads hold only the
-   batch.
+4. **Memory.** The same fresh processes report their peak RSS (``VmHWM``, and
+   ``ru_maxrss``: each is started from a small launcher process, whose RSS is where
+   ``ru_maxrss`` starts) and, sampled every 25 batches, the largest anonymous memory (the
+   process's own) and file-backed resident pages (shared libraries and mapped file pages).
+   Target with the default options: < 1 GB. A memory map's RSS grows with the pages touched
+   and the kernel's read-ahead around them (up to the file size); positional reads hold
+   only the batch.
 
-Rates are 64 / the median time per batch (or per training step), after warm-up, so that a
-busy shared machine distorts them less; the load average is printed.
+Other rates are 64 / the median time per batch (or per training step), after warm-up, so
+that a busy shared machine distorts them less; the load average is printed.
 
 Usage::
 
@@ -246,11 +247,13 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
-def rss_child(root: Path, name: str, n_batches: int, options: dict[str, Any]
+def rss_child(root: Path, name: str, n_batches: int, options: dict[str, Any], seed: int
               ) -> dict[str, Any]:
-    """Open the cache with ``options`` and read ``n_batches`` random batches; MiB."""
+    """Open the cache with ``options`` and read ``n_batches`` random batches: time and
+    memory (MiB). The rate is images / total seconds: with a cold page cache a median
+    would hide a memory map's read-ahead stalls."""
     ds = get_dataset(name, data_dir=root, **options)
-    loader = FactorBatchLoader(ds, BATCH, seed=1, sampling="uniform")
+    loader = FactorBatchLoader(ds, BATCH, seed=seed, sampling="uniform")
     before = _status_kib("VmRSS")
     anon = file = 0
     start = time.perf_counter()
@@ -269,6 +272,7 @@ def rss_child(root: Path, name: str, n_batches: int, options: dict[str, Any]
     return {
         "batches": n_batches,
         "seconds": seconds,
+        "images_per_s": n_batches * BATCH / seconds,
         "rss_after_imports_mib": (before or 0) * mib,
         "peak_rss_mib": peak * mib,
         "ru_maxrss_mib": maxrss * mib,
@@ -277,10 +281,17 @@ def rss_child(root: Path, name: str, n_batches: int, options: dict[str, Any]
     }
 
 
-def measure_rss(root: Path, name: str, n_batches: int, options: dict[str, Any]
-                ) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--rss-child", str(root), "--cache", name,
-               "--rss-batches", str(n_batches), "--rss-options", json.dumps(options)]
+#: runs its arguments as a command: the measuring process is started from this small
+#: process, so its ru_maxrss (which starts at the RSS of the process that started it) does
+#: not carry this benchmark's own RSS
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+
+
+def measure_rss(root: Path, name: str, n_batches: int, options: dict[str, Any],
+                seed: int = 1) -> dict[str, Any]:
+    command = [sys.executable, "-c", LAUNCHER, sys.executable, __file__, "--rss-child",
+               str(root), "--cache", name, "--rss-batches", str(n_batches), "--rss-options",
+               json.dumps(options), "--rss-seed", str(seed)]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -304,10 +315,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rss-options", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
         options = json.loads(args.rss_options)
-        print(json.dumps(rss_child(args.rss_child, args.cache, args.rss_batches, options)))
+        print(json.dumps(rss_child(args.rss_child, args.cache, args.rss_batches, options,
+                                   args.rss_seed)))
         return
     if args.quick:
         for k, v in QUICK.items():
@@ -348,32 +361,28 @@ def main() -> None:
         print(f"  wrote a prepared {args.cache} cache: {n_images:,} images, {gib:.2f} GiB in "
               f"{written:.1f} s", flush=True)
         note = f"{args.cache} cache, N = {n_images:,} ({gib:.2f} GiB)"
-        caches = {label: get_dataset(args.cache, data_dir=data_root, **options)
-                  for label, options in READERS.items()}
-        cold: dict[str, list[float]] = {label: [] for label in READERS}
-        hot: dict[str, list[float]] = {label: [] for label in READERS}
         can_evict = hasattr(os, "posix_fadvise")
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in range(args.repeats):  # readers alternate, so drift hits them alike
-            for i, (label, cache) in enumerate(caches.items()):
-                seed = 100 * r + 10 * i
-                if can_evict:
-                    evict(path)
-                    cold[label].append(loader_rate(cache, args.cache_batches, seed=seed + 1))
-                warm(path)
-                hot[label].append(loader_rate(cache, args.cache_batches, seed=seed + 2))
-                print(f"  round {r + 1}, {label}: cold "
-                      f"{cold[label][-1] if can_evict else float('nan'):,.0f}, warm "
-                      f"{hot[label][-1]:,.0f} images/s", flush=True)
-        for label in READERS:
-            if can_evict:
-                rows.append((f"cache, {label}, cold page cache", float(np.median(cold[label])),
-                             note))
-            rows.append((f"cache, {label}, warm", float(np.median(hot[label])), note))
-        default = next(iter(caches.values()))
+            for label, options in READERS.items():
+                for state in ("cold", "warm") if can_evict else ("warm",):
+                    if state == "cold":
+                        evict(path)
+                    else:
+                        warm(path)
+                    out = measure_rss(data_root, args.cache, args.rss_batches, options,
+                                      seed=100 * r + 1)
+                    runs.setdefault((label, state), []).append(out)
+                    print(f"  round {r + 1}, {label}, {state}: "
+                          f"{out['images_per_s']:,.0f} images/s, peak RSS "
+                          f"{out['peak_rss_mib']:,.0f} MiB", flush=True)
+        for (label, state), outs in runs.items():
+            rate = float(np.median([o["images_per_s"] for o in outs]))
+            rows.append((f"cache, {label}, {state} page cache", rate, note))
+        warm(path)
+        default = get_dataset(args.cache, data_dir=data_root)
         rate = loader_rate(default, args.cache_batches, workers=2, seed=7)
         rows.append(("cache, default options, warm, 2 workers", rate, note))
-        rss = {label: measure_rss(data_root, args.cache, args.rss_batches, options)
-               for label, options in READERS.items()}
 
     print()
     print("| source | images/s | × training | note |")
@@ -385,16 +394,18 @@ def main() -> None:
         print(f"| {label} | {rate:,.0f} | {rate / train:,.1f} | {extra} |")
     print()
     print(f"memory: {args.rss_batches:,} random batches of {BATCH} from the {args.cache} cache "
-          f"in a fresh process per reader (file-backed: libraries and mapped file pages; "
-          f"sampled every 25 batches)")
+          f"in a fresh process per run, largest over the {args.repeats} round(s) "
+          f"(file-backed: libraries and mapped file pages; sampled every 25 batches)")
     print()
-    print("| reader | seconds | peak RSS (VmHWM) MiB | ru_maxrss MiB | after imports MiB | "
-          "max anonymous MiB | max file-backed MiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, r in rss.items():
-        print(f"| {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:,.0f} | "
-              f"{r['ru_maxrss_mib']:,.0f} | {r['rss_after_imports_mib']:,.0f} | "
-              f"{r['max_rss_anon_mib']:,.0f} | {r['max_rss_file_mib']:,.0f} |")
+    print("| reader | page cache | seconds (median) | peak RSS (VmHWM) MiB | ru_maxrss MiB | "
+          "after imports MiB | max anonymous MiB | max file-backed MiB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (label, state), outs in runs.items():
+        top = {k: max(o[k] for o in outs) for k in outs[0] if k.endswith("_mib")}
+        seconds = float(np.median([o["seconds"] for o in outs]))
+        print(f"| {label} | {state} | {seconds:.2f} | {top['peak_rss_mib']:,.0f} | "
+              f"{top['ru_maxrss_mib']:,.0f} | {top['rss_after_imports_mib']:,.0f} | "
+              f"{top['max_rss_anon_mib']:,.0f} | {top['max_rss_file_mib']:,.0f} |")
 
 
 if __name__ == "__main__":
