@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all bench lint format clean
+.PHONY: venv demo test test-all test-compat bench lint format clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,30 @@ test-all: venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
+# The metric tests against the oldest supported and the newest available numpy / scipy /
+# scikit-learn (the lower bounds of pyproject.toml), on Python 3.11 and without torch (these
+# tests do not import it). The test tools keep the versions of requirements-lock.txt.
+PYTHON_COMPAT ?= python3.11
+COMPAT_OLD := numpy==2.0.0 scipy==1.13.0 scikit-learn==1.7.0
+COMPAT_NEW := numpy scipy scikit-learn
+COMPAT_TOOLS := joblib==1.6.0 threadpoolctl==3.8.0 safetensors==0.8.0 pytest==9.2.0 \
+	hypothesis==6.170.15
+COMPAT_TESTS := tests/metrics tests/test_validation.py tests/test_io.py
+
+test-compat:
+	test -x .venv-compat-old/bin/python || $(PYTHON_COMPAT) -m venv .venv-compat-old
+	.venv-compat-old/bin/python -m pip install --quiet $(COMPAT_OLD) $(COMPAT_TOOLS)
+	test -x .venv-compat-new/bin/python || $(PYTHON_COMPAT) -m venv .venv-compat-new
+	.venv-compat-new/bin/python -m pip install --quiet --upgrade $(COMPAT_NEW)
+	.venv-compat-new/bin/python -m pip install --quiet $(COMPAT_TOOLS)
+	@for v in old new; do \
+		echo "== .venv-compat-$$v:" $$(.venv-compat-$$v/bin/python -c "import numpy, scipy, \
+			sklearn; print('numpy', numpy.__version__, 'scipy', scipy.__version__, \
+			'scikit-learn', sklearn.__version__)"); \
+		PYTHONPATH=src .venv-compat-$$v/bin/python -m pytest -q -p no:cacheprovider \
+			$(COMPAT_TESTS) || exit 1; \
+	done
+
 bench: venv
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/metrics_scale.py
@@ -44,4 +68,4 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat-old .venv-compat-new build dist src/*.egg-info .pytest_cache .ruff_cache

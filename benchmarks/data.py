@@ -7,43 +7,47 @@ Measured in one run, on this machine's CPU:
    :class:`disentkit.data.torch.FactorBatchLoader` (``sampling="uniform"``,
    ``num_workers=0``): images per second, after a warm-up batch. Setup (e.g. rendering the
    Shapes3D-like geometry once) is reported apart.
-2. **A prepared cache.** A ``.npy`` file of Shapes3D's image shape, uint8
-   ``(N, 64, 64, 3)``, written to a temporary folder and memory-mapped like an official
-   dataset's ``prepared/images.npy`` (batches read in sorted order, then restored, as the
-   official loaders do). The full Shapes3D cache is 480,000 images (5.9 GB); ``--n`` sets a
-   smaller N (default 100,000, 1.2 GB) so the benchmark fits modest disks. Random batches of
-   64 are timed cold (this file's pages evicted with ``posix_fadvise(DONTNEED)``) and warm
-   (file in the page cache), with ``num_workers`` 0 and 2.
+2. **A prepared cache.** A prepared cache of an official dataset (``--cache``, default
+   ``shapes3d``: 480,000 × 64×64×3 uint8, 5.9 GB of disk; ``--quick``: ``cars3d``, 17,568
+   images, 0.2 GB) with random images, written to a temporary data root with the project's
+   own writer (``NpyWriter``, ``meta.json`` last) and opened with ``get_dataset``. Each
+   reader — the default options (``reader="auto"``: positional reads into the batch beyond
+   512 MiB of images, a memory map below), ``reader="pread"``, ``reader="mmap"`` (the
+   earlier default: a memory map) and ``reader="mmap"`` with ``release_pages_every=25`` —
+   reads ``--rss-batches`` random batches of 64 (default 300) through ``FactorBatchLoader``
+   in a fresh process, cold (the file's pages evicted with ``posix_fadvise(DONTNEED)``) and
+   warm (the file read once into the page cache). The rate is images / total seconds (a
+   median would hide a memory map's read-ahead stalls on a cold cache); readers alternate
+   over ``--repeats`` rounds and each rate is the median of its rounds. The default options
+   are also timed warm through 2 workers (64 / median batch time).
 3. **Training consumption.** The standard 64×64 convolutional VAE of disentanglement_lib
    (encoder: 4 convolutions 32-32-64-64, kernel 4, stride 2, dense 256, dense 2×10; decoder
    mirrored with transposed convolutions), Bernoulli reconstruction + KL loss, Adam
    (lr 1e-4): forward + backward + optimiser step on batches of 64 on the CPU, with one
    torch thread and with torch's default; images per second. Each data rate is printed
    with its ratio to the faster of the two (target ≥ 10×).
-4. **Memory.** A fresh process iterates the memory-mapped cache for ``--rss-batches``
-   batches of 64 (default 3,000) and reports its peak RSS (``VmHWM``) and, sampled
-   every 100 batches, the largest anonymous memory (the process's own) and file-backed
-   resident pages (shared libraries and the mapped cache: page cache shared between
-   processes, which the kernel reclaims under pressure). Target: < 1 GB. A plain memory
-   map's RSS grows with the part of the file touched (up to the file size); the same run
-   is repeated with the map's pages released (``madvise(MADV_DONTNEED)``) every 25
-   batches, which bounds it.
+4. **Memory.** The same fresh processes report their peak RSS (``VmHWM``, and
+   ``ru_maxrss``: each is started from a small launcher process, whose RSS is where
+   ``ru_maxrss`` starts) and, sampled every 25 batches, the largest anonymous memory (the
+   process's own) and file-backed resident pages (shared libraries and mapped file pages).
+   Target with the default options: < 1 GB. A memory map's RSS grows with the pages touched
+   and the kernel's read-ahead around them (up to the file size); positional reads hold
+   only the batch.
 
-Rates are 64 / the median time per batch (or per training step), after warm-up, so that a
-busy shared machine distorts them less; the load average is printed.
+Other rates are 64 / the median time per batch (or per training step), after warm-up, so
+that a busy shared machine distorts them less; the load average is printed.
 
 Usage::
 
-    python benchmarks/data.py                  # N = 100,000; 3,000 batches for RSS
-    python benchmarks/data.py --quick          # N = 20,000, fewer batches
-    python benchmarks/data.py --n 480000       # the full Shapes3D size (5.9 GB of disk)
+    python benchmarks/data.py                  # full-size Shapes3D cache (5.9 GB of disk)
+    python benchmarks/data.py --quick          # the Cars3D-sized cache, fewer batches
+    python benchmarks/data.py --cache cars3d   # any official dataset's size
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import os
 import platform
 import resource
@@ -57,81 +61,51 @@ from typing import Any
 import numpy as np
 from _common import load_average
 
-from disentkit.data import DATASETS, DatasetSource, FactorDataset, get_dataset
+from disentkit.data import DATASETS, get_dataset
+from disentkit.data._files import NpyWriter, begin_prepared, finish_prepared, grid_factors
+from disentkit.data.official_specs import SPECS
 from disentkit.data.torch import FactorBatchLoader, to_float
 
 BATCH = 64
 SHAPE = (64, 64, 3)
-QUICK = {"n": 20_000, "batches": 10, "cache_batches": 100, "train_steps": 5, "rss_batches": 500}
+QUICK = {"cache": "cars3d", "batches": 10, "cache_batches": 100, "train_steps": 5,
+         "rss_batches": 300, "repeats": 1}
+#: the cache's readers: label → get_dataset options
+READERS: dict[str, dict[str, Any]] = {
+    "default options (reader='auto')": {},
+    "reader='pread'": {"reader": "pread"},
+    "reader='mmap' (earlier default)": {"reader": "mmap"},
+    "reader='mmap', release_pages_every=25": {"reader": "mmap", "release_pages_every": 25},
+}
 
 
 # --------------------------------------------------------------------------- the cache
 
 
-class MappedImages(FactorDataset):
-    """A memory-mapped uint8 ``(N, H, W, C)`` ``.npy`` file as a one-factor dataset.
-
-    Reads like the official loaders: a sorted, de-duplicated index into the memory map,
-    then the requested order restored. With ``release_every=k`` the map's resident pages
-    are released (``madvise(MADV_DONTNEED)``) every ``k`` reads: they stay in the page
-    cache, but stop counting towards this process's RSS.
-    """
-
-    name = "mapped_cache"
-    factor_names = ("index",)
-
-    def __init__(self, path: Path, release_every: int | None = None) -> None:
-        self.path = path
-        self.release_every = release_every
-        self._mm: mmap.mmap | None = None
-        self._map: np.ndarray | None = None
-        self._reads = 0
-        header = np.load(path, mmap_mode="r")  # an np.memmap: shape, dtype, data offset
-        assert header.dtype == np.uint8 and header.ndim == 4 and header.flags.c_contiguous
-        shape, self._offset = header.shape, int(header.offset)
-        del header
-        self._shape = tuple(shape)
-        self.factor_sizes = (shape[0],)
-        self.image_shape = tuple(shape[1:])  # type: ignore[assignment]
-        self.source = DatasetSource(name=self.name, kind="official", path=str(path))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_mm": None, "_map": None}  # workers reopen the map
-
-    def _open(self) -> np.ndarray:
-        if self._map is None:
-            with open(self.path, "rb") as fh:
-                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            n = int(np.prod(self._shape))
-            self._map = np.frombuffer(self._mm, np.uint8, n, self._offset).reshape(self._shape)
-        return self._map
-
-    def images(self, indices: object) -> np.ndarray:
-        idx = self._check_indices(indices)
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        out = self._open()[uniq][inverse.reshape(-1)]  # (B, H, W, C), a copy
-        self._reads += 1
-        if self.release_every and self._reads % self.release_every == 0 and self._mm:
-            self._mm.madvise(mmap.MADV_DONTNEED)
-        return out
-
-    def images_from_factors(self, factors: object) -> np.ndarray:
-        return self.images(self.index(factors))
-
-
-def write_cache(path: Path, n: int, seed: int = 0) -> float:
-    """Write a uint8 ``(n, 64, 64, 3)`` ``.npy`` of random images; return the seconds."""
+def write_prepared(root: Path, name: str, seed: int = 0) -> tuple[Path, float]:
+    """Write a prepared cache of official dataset ``name`` with random images under data
+    root ``root``, with the project's writer; return ``images.npy`` and the seconds."""
+    spec = SPECS[name]
     start = time.perf_counter()
-    block = np.random.default_rng(seed).integers(0, 256, (4096, *SHAPE), dtype=np.uint8)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *SHAPE))
-    for a in range(0, n, len(block)):
-        b = min(a + len(block), n)
-        out[a:b] = block[: b - a]
-    out.flush()
-    del out
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-    return time.perf_counter() - start
+    out = begin_prepared(root / name / "prepared")
+    size = spec.image_size or 64
+    shape = (spec.n_images, size, size, 3)
+    block = np.random.default_rng(seed).integers(0, 256, (4096, *shape[1:]), dtype=np.uint8)
+    with NpyWriter(out / "images.npy", shape, np.uint8) as w:
+        for a in range(0, shape[0], len(block)):
+            b = min(a + len(block), shape[0])
+            w.array[a:b] = block[: b - a]
+        w.commit()
+    with NpyWriter(out / "factors.npy", (spec.n_images, len(spec.factor_sizes)),
+                   grid_factors(spec.factor_sizes).dtype) as w:
+        w.array[:] = grid_factors(spec.factor_sizes)
+        w.commit()
+    finish_prepared(out, {
+        "dataset": name, "sources": [], "factor_names": list(spec.factor_names),
+        "factor_sizes": list(spec.factor_sizes), "n_images": spec.n_images,
+        "image_shape": list(shape[1:]),
+    })
+    return out / "images.npy", time.perf_counter() - start
 
 
 def evict(path: Path) -> bool:
@@ -273,39 +247,51 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
-def rss_child(path: Path, n_batches: int, release_every: int | None) -> dict[str, Any]:
-    """Iterate the cache for ``n_batches`` batches; memory figures in MiB."""
-    ds = MappedImages(path, release_every=release_every)
-    loader = FactorBatchLoader(ds, BATCH, seed=1, sampling="uniform")
+def rss_child(root: Path, name: str, n_batches: int, options: dict[str, Any], seed: int
+              ) -> dict[str, Any]:
+    """Open the cache with ``options`` and read ``n_batches`` random batches: time and
+    memory (MiB). The rate is images / total seconds: with a cold page cache a median
+    would hide a memory map's read-ahead stalls."""
+    ds = get_dataset(name, data_dir=root, **options)
+    loader = FactorBatchLoader(ds, BATCH, seed=seed, sampling="uniform")
     before = _status_kib("VmRSS")
     anon = file = 0
     start = time.perf_counter()
     total = 0
     for step, (images, _) in enumerate(loader.iterate(0, n_batches)):
         total += int(images[:, 0, 0, 0].sum())  # touch the batch
-        if step % 100 == 0:
+        if step % 25 == 0:
             anon = max(anon, _status_kib("RssAnon") or 0)
             file = max(file, _status_kib("RssFile") or 0)
     seconds = time.perf_counter() - start
     mib = 1 / 1024
-    # VmHWM: this process's own high-water mark (ru_maxrss would carry over the parent's
-    # peak through fork and exec).
-    peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process's own high-water mark; ru_maxrss also carries the parent's RSS
+    # at the fork that started this process (equal when the parent is small).
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM") or maxrss
     return {
         "batches": n_batches,
         "seconds": seconds,
+        "images_per_s": n_batches * BATCH / seconds,
         "rss_after_imports_mib": (before or 0) * mib,
         "peak_rss_mib": peak * mib,
+        "ru_maxrss_mib": maxrss * mib,
         "max_rss_anon_mib": max(anon, _status_kib("RssAnon") or 0) * mib,
         "max_rss_file_mib": max(file, _status_kib("RssFile") or 0) * mib,
     }
 
 
-def measure_rss(path: Path, n_batches: int, release_every: int | None) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--rss-child", str(path), "--rss-batches",
-               str(n_batches)]
-    if release_every:
-        command += ["--release-every", str(release_every)]
+#: runs its arguments as a command: the measuring process is started from this small
+#: process, so its ru_maxrss (which starts at the RSS of the process that started it) does
+#: not carry this benchmark's own RSS
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+
+
+def measure_rss(root: Path, name: str, n_batches: int, options: dict[str, Any],
+                seed: int = 1) -> dict[str, Any]:
+    command = [sys.executable, "-c", LAUNCHER, sys.executable, __file__, "--rss-child",
+               str(root), "--cache", name, "--rss-batches", str(n_batches), "--rss-options",
+               json.dumps(options), "--rss-seed", str(seed)]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -315,20 +301,26 @@ def measure_rss(path: Path, n_batches: int, release_every: int | None) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="images in the cache file")
+    parser.add_argument("--cache", default="shapes3d", choices=sorted(SPECS),
+                        help="official dataset whose size the prepared cache has")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds over the readers (the median is reported)")
     parser.add_argument("--batches", type=int, default=30,
                         help="timed batches per procedural dataset")
     parser.add_argument("--cache-batches", type=int, default=300,
                         help="timed batches from the cache (cold and warm)")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps")
-    parser.add_argument("--rss-batches", type=int, default=3000)
+    parser.add_argument("--rss-batches", type=int, default=300)
     parser.add_argument("--dir", type=Path, default=None, help="temporary folder parent")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--release-every", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-options", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
-        print(json.dumps(rss_child(args.rss_child, args.rss_batches, args.release_every)))
+        options = json.loads(args.rss_options)
+        print(json.dumps(rss_child(args.rss_child, args.cache, args.rss_batches, options,
+                                   args.rss_seed)))
         return
     if args.quick:
         for k, v in QUICK.items():
@@ -362,23 +354,35 @@ def main() -> None:
             rows.append((f"`{name}` ({shape})", rate, f"setup {setup:.1f} s"))
             print(f"  {name}: {rate:,.0f} images/s", flush=True)
 
-        path = root / "images.npy"
-        written = write_cache(path, args.n)
+        data_root = root / "cache"
+        path, written = write_prepared(data_root, args.cache)
         gib = path.stat().st_size / 2**30
-        print(f"  wrote {path.name}: {args.n:,} × 64×64×3 uint8, {gib:.2f} GiB in "
+        n_images = SPECS[args.cache].n_images
+        print(f"  wrote a prepared {args.cache} cache: {n_images:,} images, {gib:.2f} GiB in "
               f"{written:.1f} s", flush=True)
-        cache = MappedImages(path)
-        note = f"N = {args.n:,} ({gib:.2f} GiB)"
-        if evict(path):
-            rate = loader_rate(cache, args.cache_batches, seed=11)
-            rows.append(("memory-mapped cache, cold page cache", rate, note))
-            print(f"  cache cold: {rate:,.0f} images/s", flush=True)
+        note = f"{args.cache} cache, N = {n_images:,} ({gib:.2f} GiB)"
+        can_evict = hasattr(os, "posix_fadvise")
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in range(args.repeats):  # readers alternate, so drift hits them alike
+            for label, options in READERS.items():
+                for state in ("cold", "warm") if can_evict else ("warm",):
+                    if state == "cold":
+                        evict(path)
+                    else:
+                        warm(path)
+                    out = measure_rss(data_root, args.cache, args.rss_batches, options,
+                                      seed=100 * r + 1)
+                    runs.setdefault((label, state), []).append(out)
+                    print(f"  round {r + 1}, {label}, {state}: "
+                          f"{out['images_per_s']:,.0f} images/s, peak RSS "
+                          f"{out['peak_rss_mib']:,.0f} MiB", flush=True)
+        for (label, state), outs in runs.items():
+            rate = float(np.median([o["images_per_s"] for o in outs]))
+            rows.append((f"cache, {label}, {state} page cache", rate, note))
         warm(path)
-        for workers in (0, 2):
-            rate = loader_rate(cache, args.cache_batches, workers=workers, seed=12 + workers)
-            rows.append((f"memory-mapped cache, warm, {workers} workers", rate, note))
-            print(f"  cache warm, {workers} workers: {rate:,.0f} images/s", flush=True)
-        rss = {k: measure_rss(path, args.rss_batches, k) for k in (None, 25)}
+        default = get_dataset(args.cache, data_dir=data_root)
+        rate = loader_rate(default, args.cache_batches, workers=2, seed=7)
+        rows.append(("cache, default options, warm, 2 workers", rate, note))
 
     print()
     print("| source | images/s | × training | note |")
@@ -389,18 +393,19 @@ def main() -> None:
     for label, rate, extra in rows:
         print(f"| {label} | {rate:,.0f} | {rate / train:,.1f} | {extra} |")
     print()
-    print(f"memory: iterating the cache for {args.rss_batches:,} batches of {BATCH} in a fresh "
-          f"process (file-backed pages: libraries and the mapped cache, shared page cache the "
-          f"kernel reclaims; sampled every 100 batches)")
+    print(f"memory: {args.rss_batches:,} random batches of {BATCH} from the {args.cache} cache "
+          f"in a fresh process per run, largest over the {args.repeats} round(s) "
+          f"(file-backed: libraries and mapped file pages; sampled every 25 batches)")
     print()
-    print("| reader | seconds | peak RSS MiB | after imports MiB | max anonymous MiB | "
-          "max file-backed MiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for k, r in rss.items():
-        label = "memmap" if k is None else f"memmap, madvise(DONTNEED) every {k} batches"
-        print(f"| {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:,.0f} | "
-              f"{r['rss_after_imports_mib']:,.0f} | {r['max_rss_anon_mib']:,.0f} | "
-              f"{r['max_rss_file_mib']:,.0f} |")
+    print("| reader | page cache | seconds (median) | peak RSS (VmHWM) MiB | ru_maxrss MiB | "
+          "after imports MiB | max anonymous MiB | max file-backed MiB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (label, state), outs in runs.items():
+        top = {k: max(o[k] for o in outs) for k in outs[0] if k.endswith("_mib")}
+        seconds = float(np.median([o["seconds"] for o in outs]))
+        print(f"| {label} | {state} | {seconds:.2f} | {top['peak_rss_mib']:,.0f} | "
+              f"{top['ru_maxrss_mib']:,.0f} | {top['rss_after_imports_mib']:,.0f} | "
+              f"{top['max_rss_anon_mib']:,.0f} | {top['max_rss_file_mib']:,.0f} |")
 
 
 if __name__ == "__main__":

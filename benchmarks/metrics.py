@@ -65,8 +65,9 @@ def classic_scores(name: str, z: np.ndarray, s: np.ndarray, ref) -> dict[str, fl
         return classic.dci(z, s, ref.options["random_states"])
     if name == "sap":
         return {"score": classic.sap_discrete(z, s)}
-    if name == "modularity":
-        return {"score": classic.modularity(z, s)}
+    if name == "modularity":  # dlib: MI on its training sample only (the train split)
+        n_train = ref.options["n_train"]
+        return {"score": classic.modularity(z[:n_train], s[:n_train])}
     if name == "explicitness":
         return classic.explicitness(z, s)
     if name == "unsupervised":

@@ -134,7 +134,10 @@ def _metric_calls(latents, factors, mi, n_bins):
         print("  (modularity not available: skipped)")
     else:
         calls.append(
-            ("modularity", lambda: modularity(latents, factors, n_bins=n_bins, mi=mi).score)
+            (
+                "modularity",  # all rows: the shared matrix is of all rows
+                lambda: modularity(latents, factors, n_bins=n_bins, mi=mi, rows="all").score,
+            )
         )
     try:
         from disentkit.metrics.infomec import infomec

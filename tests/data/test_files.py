@@ -31,6 +31,7 @@ from disentkit.data._files import (
     grid_factors,
     npz_member_memmap,
     read_prepared_meta,
+    read_rows,
     sha256_file,
 )
 from disentkit.data._norb import iter_norb_rows, read_norb, read_norb_header
@@ -285,3 +286,18 @@ def test_download_offline_fails_fast_naming_url_and_destination(tmp_path: Path,
         download_file("https://example.org/f.bin", dest)
     assert "https://example.org/f.bin" in str(err.value) and str(dest) in str(err.value)
     assert not tmp_path.joinpath("f.bin").exists()
+
+
+def test_read_rows_reads_runs_and_reports_truncation(tmp_path: Path) -> None:
+    data = np.arange(10 * 6, dtype=np.uint8).reshape(10, 2, 3)
+    path = tmp_path / "rows.bin"
+    path.write_bytes(b"xyz" + data.tobytes())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for rows in ([0, 1, 2, 7, 8], [9, 0, 4], [3]):
+            out = read_rows(fd, 3, np.array(rows), np.empty((len(rows), 2, 3), np.uint8))
+            np.testing.assert_array_equal(out, data[rows])
+        with pytest.raises(ValueError, match="truncated"):
+            read_rows(fd, 3, np.array([10]), np.empty((1, 2, 3), np.uint8))
+    finally:
+        os.close(fd)

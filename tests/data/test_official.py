@@ -335,18 +335,54 @@ def test_mpi3d_uncompressed_npz_is_mapped_in_place(src, tmp_path: Path) -> None:
 
 def test_released_pages_read_the_same_images(src, tmp_path: Path, monkeypatch) -> None:
     place(tmp_path, "mpi3d_toy", src / "mpi3d_toy.npz")
-    plain = get_dataset("mpi3d_toy", data_dir=tmp_path)
-    lean = get_dataset("mpi3d_toy", data_dir=tmp_path, release_pages_every=2)
+    plain = get_dataset("mpi3d_toy", data_dir=tmp_path, reader="mmap")
+    lean = get_dataset("mpi3d_toy", data_dir=tmp_path, reader="mmap", release_pages_every=2)
     released = []
     idx = np.random.default_rng(0).integers(0, len(plain), (5, 64))
     first = lean.images(idx[0])  # opens the map
-    monkeypatch.setattr(lean._storage._map, "_mmap", _Spy(lean._storage._map._mmap, released))
+    monkeypatch.setattr(lean._storage, "_mm", _Spy(lean._storage._mm, released))
     batches = [first] + [lean.images(i) for i in idx[1:]]
     for i, batch in zip(idx, batches, strict=True):
         np.testing.assert_array_equal(batch, plain.images(i))
     assert len(released) == 2  # reads 2 and 4 of the 4 spied reads (every 2nd overall)
     with pytest.raises(ValueError, match="release_pages_every"):
         get_dataset("mpi3d_toy", data_dir=tmp_path, release_pages_every=0)
+
+
+@pytest.mark.parametrize("name", ["mpi3d_toy", "shapes3d"])
+def test_large_files_are_read_into_the_batch_without_a_map(
+    src, tmp_path: Path, monkeypatch, name
+) -> None:
+    # By default official images beyond MAP_LIMIT bytes are read with positional reads
+    # (bounded RSS): no memory map is made, and the images equal those read through a map.
+    if name == "shapes3d":  # a prepared cache
+        place(tmp_path, "shapes3d", src / "3dshapes.h5")
+    else:  # a released .npz read in place
+        place(tmp_path, name, src / f"{name}.npz")
+    calls = []
+    real = official.read_rows
+    monkeypatch.setattr(official, "read_rows", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "shapes3d: .* matches no known release")
+        if name == "shapes3d":
+            prepare("shapes3d", data_dir=tmp_path)
+        small = get_dataset(name, data_dir=tmp_path)
+        monkeypatch.setattr(official, "MAP_LIMIT", small._storage.nbytes - 1)
+        ds = get_dataset(name, data_dir=tmp_path)
+        mapped = get_dataset(name, data_dir=tmp_path, reader="mmap")
+        forced = get_dataset(name, data_dir=tmp_path, reader="pread")
+    assert small._storage.reader == "mmap"  # a file within MAP_LIMIT is mapped
+    assert ds._storage.reader == "pread" and mapped._storage.reader == "mmap"
+    rng = np.random.default_rng(1)
+    for idx in (rng.integers(0, len(ds), 64), np.array([5, 6, 7, 2, 7, 0]), np.arange(3)):
+        np.testing.assert_array_equal(ds.images(idx), mapped.images(idx))
+    assert len(calls) == 3 and ds._storage._mm is None  # every batch read, nothing mapped
+    assert calls[1].tolist() == [0, 2, 5, 6, 7]  # a sorted unique index; repeats restored
+    clone = pickle.loads(pickle.dumps(ds))  # reopens the file in the new object
+    np.testing.assert_array_equal(clone.images([9, 1]), mapped.images([9, 1]))
+    np.testing.assert_array_equal(forced.images([4, 2]), small.images([4, 2]))
+    with pytest.raises(ValueError, match=r"reader must be one of \['auto', 'pread', 'mmap'\]"):
+        get_dataset(name, data_dir=tmp_path, reader="fast")
 
 
 class _Spy:

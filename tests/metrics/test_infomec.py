@@ -213,10 +213,10 @@ def sklearn_infoe(features, s: np.ndarray) -> np.ndarray:
             warnings.simplefilter("ignore")
             kw = dict(C=np.inf, solver="lbfgs", max_iter=100, tol=1e-4, class_weight="balanced")
             model = LogisticRegression(**kw).fit(features, s[:, i])
-            ce = log_loss(s[:, i], y_proba=model.predict_proba(features))
+            ce = log_loss(s[:, i], model.predict_proba(features))
             zeros = np.zeros((s.shape[0], 3))
             null = LogisticRegression(**kw).fit(zeros, s[:, i])
-            h = log_loss(s[:, i], y_proba=null.predict_proba(zeros))
+            h = log_loss(s[:, i], null.predict_proba(zeros))
         out.append((h - ce) / h)
     return np.array(out)
 

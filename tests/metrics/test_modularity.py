@@ -65,19 +65,73 @@ def _dlib_discretise(z: np.ndarray, bins: int = 20) -> np.ndarray:
 def test_modularity_matches_per_pair_sklearn_computation(mixed) -> None:
     z, s = mixed
     zz = np.concatenate([z, np.zeros((600, 1))], axis=1)  # plus a dead latent
-    codes = _dlib_discretise(zz)
+    codes = _dlib_discretise(zz)  # every row: rows="all"
     m = np.array([[mutual_info_score(codes[:, d], s[:, k]) for k in range(3)] for d in range(5)])
     per = np.zeros(5)
     for d in range(5):  # the definition, latent by latent
         sq = m[d] ** 2
         top = sq.max()
         per[d] = 0.0 if top == 0 else 1 - (sq.sum() - top) / (top * (3 - 1))
-    r = _quiet(modularity, zz, s)
+    r = _quiet(modularity, zz, s, rows="all")
     np.testing.assert_allclose(r.mutual_info, m, atol=1e-12)
     np.testing.assert_allclose(r.per_latent, per, atol=1e-12)
     assert r.score == pytest.approx(per.mean(), abs=1e-12)
     assert r.dead_latents == (4,)
     assert r.metric_id == "modularity/hist20@1"
+    assert r.options["rows"] == "all"
+
+
+def _dlib_modularity(mus_train: np.ndarray, ys_train: np.ndarray) -> float:
+    """disentanglement_lib's modularity of ``compute_modularity_explicitness``, written out
+    in its ``(n_codes, n_points)`` layout: histogram discretiser on the training sample,
+    ``sklearn.metrics.mutual_info_score`` per pair, then ``modularity(mutual_information)``."""
+    mus, ys = mus_train.T, ys_train.T  # (D, n), (K, n)
+    discretized = np.zeros_like(mus)
+    for i in range(mus.shape[0]):
+        discretized[i, :] = np.digitize(mus[i, :], np.histogram(mus[i, :], 20)[1][:-1])
+    mi = np.zeros([mus.shape[0], ys.shape[0]])
+    for i in range(mus.shape[0]):
+        for j in range(ys.shape[0]):
+            mi[i, j] = mutual_info_score(ys[j, :], discretized[i, :])
+    squared_mi = np.square(mi)
+    max_squared_mi = np.max(squared_mi, axis=1)
+    numerator = np.sum(squared_mi, axis=1) - max_squared_mi
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = numerator / (max_squared_mi * (squared_mi.shape[1] - 1.0))
+    score = 1.0 - delta
+    score[max_squared_mi == 0.0] = 0.0
+    return float(np.mean(score))
+
+
+@pytest.mark.parametrize(("shuffle", "train_fraction"), [(False, 0.8), (True, 0.8), (False, 0.6)])
+def test_modularity_agrees_with_dlib_on_the_train_rows(shuffle, train_fraction) -> None:
+    # Deterministic: factors cycle through every combination, latents are fixed functions
+    # of them (one clean, one mixed, one ramp over row order, one dead), so the first 80 %
+    # of rows differ from all rows in what the ramp and the mix carry.
+    n = 500
+    idx = np.arange(n)
+    s = np.column_stack([idx % 5, (idx // 5) % 4, (idx // 20) % 3])
+    z = np.column_stack(
+        [
+            s[:, 0] + 0.01 * np.sin(idx),
+            s[:, 1] + 0.5 * s[:, 2] + 0.1 * np.cos(3 * idx),
+            idx / n + 0.3 * s[:, 2],
+            np.zeros(n),
+        ]
+    )
+    r = _quiet(modularity, z, s, shuffle=shuffle, train_fraction=train_fraction, seed=7)
+    n_train = int(np.ceil(n * train_fraction))
+    order = np.random.default_rng(7).permutation(n) if shuffle else idx
+    train = order[:n_train]
+    want = _dlib_modularity(z[train], s[train])
+    assert r.score == pytest.approx(want, abs=1e-12)
+    assert r.options["n_train"] == n_train and r.options["shuffle"] == shuffle
+    assert r.metric_id == f"modularity/hist20-train{round(100 * train_fraction)}@1"
+    # All rows is a different number under a different ID.
+    everything = _quiet(modularity, z, s, rows="all")
+    assert everything.score == pytest.approx(_dlib_modularity(z, s), abs=1e-12)
+    assert abs(everything.score - r.score) > 1e-4
+    assert everything.metric_id != r.metric_id
 
 
 def test_dead_latents_count_by_default_and_can_be_dropped(mixed) -> None:
@@ -88,7 +142,7 @@ def test_dead_latents_count_by_default_and_can_be_dropped(mixed) -> None:
     alive = _quiet(modularity, z, s)
     assert counted.score == pytest.approx(alive.score * 4 / 6, abs=1e-12)
     assert dropped.score == pytest.approx(alive.score, abs=1e-12)
-    assert dropped.metric_id == "modularity/hist20-dropdead@1"
+    assert dropped.metric_id == "modularity/hist20-train80-dropdead@1"
     assert dropped.options["dead_latents"] == "drop"
     all_dead = _quiet(modularity, np.zeros((600, 2)), s, dead_latents="drop")
     assert all_dead.score == 0.0
@@ -114,11 +168,11 @@ def test_single_factor_scores_informative_latents_one() -> None:
 
 def test_precomputed_mi_and_cache_are_used(mixed) -> None:
     z, s = mixed
-    ref = _quiet(modularity, z, s)
+    ref = _quiet(modularity, z, s, rows="all")
     mi = mutual_info_matrix(z, s)
-    assert _quiet(modularity, z, s, mi=mi).score == ref.score
+    assert _quiet(modularity, z, s, mi=mi, rows="all").score == ref.score
     cache = MICache()
-    assert _quiet(modularity, z, s, mi=cache).score == ref.score
+    assert _quiet(modularity, z, s, mi=cache, rows="all").score == ref.score
     assert len(cache) == 1
     # A hand-built matrix is taken as given.
     fake = MutualInfo(
@@ -126,17 +180,29 @@ def test_precomputed_mi_and_cache_are_used(mixed) -> None:
         factor_entropy=np.ones(3),
         estimator="histogram",
         options={"n_bins": 20},
-        n_samples=600,
+        n_samples=480,
     )
     assert _quiet(modularity, z, s, mi=fake).score == 1.0
     with pytest.raises(ValueError, match="precomputed mi"):
-        modularity(z, s, mi=mi, n_bins=10)
+        modularity(z, s, mi=mi, n_bins=10, rows="all")
+
+
+def test_train_rows_do_not_take_all_rows_matrices(mixed) -> None:
+    z, s = mixed
+    train = _quiet(modularity, z, s)
+    on_train = mutual_info_matrix(z[:480], s[:480])
+    assert _quiet(modularity, z, s, mi=on_train).score == train.score
+    cache = MICache()  # a cache holds all rows' matrices: rows="train" computes its own
+    assert _quiet(modularity, z, s, mi=cache).score == train.score
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="estimated on 600 rows; rows='train' scores the 480"):
+        modularity(z, s, mi=mutual_info_matrix(z, s))
 
 
 def test_modularity_estimators_are_named(mixed) -> None:
     z, s = mixed
-    assert _quiet(modularity, z, s, n_bins=10).metric_id == "modularity/hist10@1"
-    disc = _quiet(modularity, np.round(z), s, estimator="discrete")
+    assert _quiet(modularity, z, s, n_bins=10).metric_id == "modularity/hist10-train80@1"
+    disc = _quiet(modularity, np.round(z), s, estimator="discrete", rows="all")
     assert disc.metric_id == "modularity/discrete@1"
 
 
@@ -146,6 +212,12 @@ def test_modularity_bad_options(mixed) -> None:
         modularity(z, s, dead_latents="ignore")
     with pytest.raises(ValueError, match="estimator must be one of"):
         modularity(z, s, estimator="kde")
+    with pytest.raises(ValueError, match="rows must be one of"):
+        modularity(z, s, rows="test")
+    with pytest.raises(TypeError, match="shuffle must be True or False"):
+        modularity(z, s, shuffle="yes")
+    with pytest.raises(ValueError, match="train_fraction"):
+        modularity(z, s, train_fraction=1.5)
 
 
 # -- explicitness --------------------------------------------------------------------------

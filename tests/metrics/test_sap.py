@@ -57,16 +57,49 @@ def test_continuous_matches_hand_computation() -> None:
     s = make_factors(300, (3, 5), seed=1)
     s[:, 1] = np.array([0, 2, 3, 7, 20])[s[:, 1]]  # raw values, not class codes, are used
     z = rng.standard_normal((300, 3)) + np.stack([s[:, 0], s[:, 1] ** 0.5, 0 * s[:, 0]], 1)
-    r = _quiet(z, s, continuous_factors=True)
-    hand = np.empty((3, 2))
-    for d in range(3):
-        for k in range(2):
-            c = np.cov(z[:, d], s[:, k].astype(float))  # dlib's formula
-            hand[d, k] = c[0, 1] ** 2 / (c[0, 0] * c[1, 1])
+    r = _quiet(z, s, continuous_factors=True, rows="all")
+    hand = _dlib_continuous(z, s)
     np.testing.assert_allclose(r.score_matrix, hand, rtol=1e-12)
     assert r.score == pytest.approx(_gap(hand), rel=1e-12)
     assert r.metric_id == "sap/continuous@1"
     assert r.options["continuous_factors"] is True
+
+
+def _dlib_continuous(z: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """dlib's continuous score matrix, pair by pair with ``np.cov``."""
+    hand = np.empty((z.shape[1], s.shape[1]))
+    for d in range(z.shape[1]):
+        for k in range(s.shape[1]):
+            c = np.cov(z[:, d], s[:, k].astype(float))
+            hand[d, k] = c[0, 1] ** 2 / (c[0, 0] * c[1, 1]) if c[0, 0] > 1e-12 else 0.0
+    return hand
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_continuous_reads_the_train_rows_as_the_reference(shuffle: bool) -> None:
+    # dlib scores continuous factors on its training sample only: the train split here.
+    n = 400
+    idx = np.arange(n)
+    s = np.column_stack([idx % 4, (idx // 4) % 5])
+    z = np.column_stack([s[:, 0] + idx / n, s[:, 1] * (idx < 320) + np.sin(idx)])
+    r = _quiet(z, s, continuous_factors=True, shuffle=shuffle, seed=4)
+    train = (np.random.default_rng(4).permutation(n) if shuffle else idx)[:320]
+    hand = _dlib_continuous(z[train], s[train])
+    np.testing.assert_allclose(r.score_matrix, hand, rtol=1e-12)
+    assert r.score == pytest.approx(_gap(hand), rel=1e-12)
+    assert r.metric_id == "sap/continuous-train80@1"
+    assert r.options["rows"] == "train" and r.options["n_train"] == 320
+    if not shuffle:  # the last 20 % of rows break the second latent's link
+        everything = _quiet(z, s, continuous_factors=True, rows="all")
+        assert abs(everything.score - r.score) > 1e-3
+
+
+def test_rows_all_is_for_continuous_factors_only(mixed) -> None:
+    z, s = mixed
+    with pytest.raises(ValueError, match="rows must be 'train' for discrete factors"):
+        sap(z, s, rows="all")
+    with pytest.raises(ValueError, match="rows must be one of"):
+        sap(z, s, continuous_factors=True, rows="test")
 
 
 def test_continuous_perfect_code_scores_near_one() -> None:

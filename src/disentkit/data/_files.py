@@ -11,6 +11,9 @@
   first and written last, so a cache without it (an interrupted conversion) is never used.
 - **npz members.** Arrays inside an ``.npz`` are read by streaming the zip member (bounded
   memory, no pickles) or, when stored uncompressed, memory-mapped where they lie.
+- **Rows on demand.** :func:`read_rows` reads rows of an array stored in a file with
+  positional reads straight into the output, so reading a batch holds the batch in memory
+  and nothing else (the file's pages stay in the shared page cache).
 - **Downloads.** :func:`download_file` streams a URL to a temporary file, checks its
   sha256 against known releases and only then renames it.
 """
@@ -498,3 +501,67 @@ def download_file(
         tmp.unlink(missing_ok=True)
     remember_sha256(dest, sha)
     return sha
+
+
+# -- rows on demand ---------------------------------------------------------------------------
+def read_rows(fd: int, offset: int, rows: np.ndarray, out: np.ndarray, *,
+              where: str = "file") -> np.ndarray:
+    """Read rows ``rows`` of a C-ordered array stored at byte ``offset`` of open file ``fd``
+    into ``out`` ``(len(rows), ...)``, one positional read per run of consecutive rows.
+
+    Nothing is mapped: the process holds ``out`` and no file pages (a memory map counts every
+    page it faults in, plus the kernel's read-ahead around it, in the process's RSS).
+    ``os.preadv`` reads into ``out`` directly where it exists; elsewhere ``os.pread`` and a
+    copy. Safe across threads and forked processes (no shared file position).
+
+    Args:
+        fd: file descriptor open for reading.
+        offset: byte offset of row 0.
+        rows: int64 ``(B,)`` row indices, any order (sorted runs read in one call).
+        out: C-contiguous ``(B, ...)`` array; each row has ``out[0].nbytes`` bytes.
+        where: the file's name, for the error message.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: the file ends before a row (a truncated file).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+        >>> _ = path.write_bytes(b"header" + np.arange(12, dtype=np.uint8).tobytes())
+        >>> fd = os.open(path, os.O_RDONLY)
+        >>> read_rows(fd, 6, np.array([3, 0, 1]), np.empty((3, 3), np.uint8)).tolist()
+        [[9, 10, 11], [0, 1, 2], [3, 4, 5]]
+        >>> os.close(fd)
+    """
+    n = len(rows)
+    if n == 0:
+        return out
+    row_bytes = out.nbytes // n
+    flat = out.reshape(n, -1).view(np.uint8)  # (B, row_bytes), shares out's memory
+    r = np.asarray(rows, dtype=np.int64)
+    breaks = np.flatnonzero(r[1:] != r[:-1] + 1) + 1
+    starts = [0, *breaks.tolist()]
+    ends = [*breaks.tolist(), n]
+    firsts = r[starts].tolist()
+    for a, b, first in zip(starts, ends, firsts, strict=True):
+        _read_exact(fd, memoryview(flat[a:b]).cast("B"), offset + first * row_bytes, where)
+    return out
+
+
+def _read_exact(fd: int, buf: memoryview, pos: int, where: str) -> None:
+    done, size = 0, len(buf)
+    while done < size:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [buf[done:]], pos + done)
+        else:  # pragma: no cover - platforms without preadv
+            data = os.pread(fd, size - done, pos + done)
+            got = len(data)
+            buf[done:done + got] = data
+        if got == 0:
+            raise ValueError(f"{where} ends at byte {pos + done}, before the {size} bytes "
+                             f"asked for at byte {pos}: the file is truncated; prepare or "
+                             "download it again")
+        done += got

@@ -26,7 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse import _sparsetools
+
+try:  # scipy's private sparse kernels (no fresh outputs, run without the interpreter lock)
+    from scipy.sparse import _sparsetools
+except ImportError:  # a scipy that moved them: the public product and np.bincount are used
+    _sparsetools = None
 
 #: Tree depth of the reference ``GradientBoostingClassifier()`` (``max_depth=3``).
 MAX_DEPTH = 3
@@ -213,7 +217,10 @@ def _select(cond: np.ndarray, node: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _check_matvecs() -> bool:
     """Whether scipy's ``csc_matvecs`` and ``csc_matvec`` kernels take the arguments
     :func:`_sparse_product` and :meth:`_GroupBooster.leaves` pass them (private functions:
-    checked once against the public product and ``np.bincount``)."""
+    checked once against the public product and ``np.bincount``; False when scipy has
+    no ``scipy.sparse._sparsetools``)."""
+    if _sparsetools is None:
+        return False
     try:
         a = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]], dtype=np.float32))
         x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)

@@ -27,6 +27,7 @@ from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register
 from disentkit.metrics._split import split_train_test
 
 SOLVERS = ("liblinear", "exact")
+ROWS = ("train", "all")
 SVC_C = 0.01  # dlib: LinearSVC(C=0.01, class_weight="balanced")
 _EXACT_ELEMENTS = 2**22  # (latent, sample, factor) entries sorted at once by the exact solver
 
@@ -74,6 +75,17 @@ def _continuous_scores(latents: np.ndarray, values: np.ndarray) -> np.ndarray:
         r2 = cov**2 / (var_z[:, None] * var_y[None, :])
     r2 = np.where(var_z[:, None] > 0, r2, 0.0)
     return np.clip(r2, 0.0, 1.0)
+
+
+def _check_train_classes(y_train: np.ndarray, kept_factors: tuple[int, ...]) -> None:
+    """Every factor must take two values among the training rows ``(n_train, K)``."""
+    single = [k for k in range(y_train.shape[1]) if np.unique(y_train[:, k]).size < 2]
+    if single:
+        raise ValueError(
+            f"sap: factor(s) {[kept_factors[k] for k in single]} take a single value "
+            f"among the {y_train.shape[0]} training rows, so no classifier can be "
+            "trained or correlation taken; rows may be ordered by factor: pass shuffle=True"
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -365,6 +377,7 @@ def sap(
     factors: object,
     *,
     continuous_factors: bool = False,
+    rows: str = "train",
     train_fraction: float = 0.8,
     shuffle: bool = False,
     seed: SeedLike = None,
@@ -390,8 +403,10 @@ def sap(
       sets.
     - continuous factors: ``S[d, k]`` is the squared Pearson correlation
       ``cov(z_d, s_k)² / (var z_d · var s_k)`` of the latent and the factor's values as
-      given (not their class codes), computed on all rows (dlib uses its training sample;
-      its test sample is unused). The split options do not apply.
+      given (not their class codes), computed on the train split only (dlib computes it on
+      its training sample and leaves its test sample unused): ``rows="train"``, metric ID
+      ``sap/continuous-train80@1``. ``rows="all"`` uses every row (disentkit's earlier
+      default, ID ``sap/continuous@1``).
 
     Constant latents score 0 against every factor (they carry no information; dlib's
     continuous variant does the same through a ``var > 1e-12`` guard, while its discrete
@@ -408,7 +423,11 @@ def sap(
         factors: integer ``(n_samples, n_factors)``.
         continuous_factors: use the squared-correlation score (factor values taken as
             numbers) instead of SVM accuracy.
-        train_fraction: fraction of rows used to train the SVMs.
+        rows: rows of the continuous score: ``"train"`` (reference: the train split) or
+            ``"all"``. Discrete factors always train on the train split and score on the
+            rest, so they take ``"train"`` only.
+        train_fraction: fraction of rows used to train the SVMs (or, for continuous
+            factors, scored).
         shuffle: permute rows with ``seed`` before splitting.
         seed: seeds the permutation when ``shuffle=True``.
         solver: ``"liblinear"`` (reference: scikit-learn's ``LinearSVC``) or ``"exact"``.
@@ -429,35 +448,45 @@ def sap(
         >>> round(sap(z, s).score, 3)  # accuracy 1 minus chance (0.5) of the other latent
         0.52
         >>> round(sap(z, s, continuous_factors=True).score, 3)
-        0.964
+        0.965
     """
     p = prepare(latents, factors, metric="sap")
     solver = check_choice(solver, "solver", SOLVERS)
     n_jobs = check_n_jobs(n_jobs)
     if not isinstance(continuous_factors, bool | np.bool_):
         raise TypeError(f"continuous_factors must be a bool; received {continuous_factors!r}")
+    rows = check_choice(rows, "rows", ROWS)
+    if rows == "all" and not continuous_factors:
+        raise ValueError(
+            "sap: rows must be 'train' for discrete factors (the SVMs train on the train "
+            "split and are scored on the rest); received rows='all'. rows='all' applies to "
+            "continuous_factors=True"
+        )
     z = p.latents
     constant = np.flatnonzero(np.ptp(z, axis=0) == 0)
     informative = np.flatnonzero(np.ptp(z, axis=0) > 0)
     matrix = np.zeros((z.shape[1], p.factors.shape[1]))  # (D, K)
     n_not_converged = 0
+    split = split_train_test(
+        p.n_samples, train_fraction=train_fraction, shuffle=shuffle, seed=seed, metric="sap"
+    )
+    seed_option = seed if seed is None or isinstance(seed, int | np.integer) else "generator"
     if continuous_factors:
         values = check_factors(factors)[:, list(p.kept_factors)].astype(np.float64)
-        matrix = _continuous_scores(z, values)
-        variant = "continuous"
-        options: dict[str, object] = {"continuous_factors": True}
+        options: dict[str, object] = {"continuous_factors": True, "rows": rows}
+        if rows == "train":
+            _check_train_classes(p.factors[split.train], p.kept_factors)
+            z_rows, values = z[split.train], values[split.train]  # (n_train, D), (n_train, K)
+            variant = f"continuous-train{round(100 * split.train_fraction)}"
+            options.update(split.describe(), seed=seed_option)
+        else:
+            z_rows = z
+            variant = "continuous"
+        matrix = _continuous_scores(z_rows, values)
+        constant = np.flatnonzero(np.ptp(z_rows, axis=0) == 0)
     else:
-        split = split_train_test(
-            p.n_samples, train_fraction=train_fraction, shuffle=shuffle, seed=seed, metric="sap"
-        )
         y_tr, y_te = p.factors[split.train], p.factors[split.test]
-        single = [k for k in range(y_tr.shape[1]) if np.unique(y_tr[:, k]).size < 2]
-        if single:
-            raise ValueError(
-                f"sap: factor(s) {[p.kept_factors[k] for k in single]} take a single value "
-                f"among the {split.train.size} training rows, so no classifier can be "
-                "trained; rows may be ordered by factor: pass shuffle=True"
-            )
+        _check_train_classes(y_tr, p.kept_factors)
         if informative.size:
             x_tr, x_te = z[split.train][:, informative], z[split.test][:, informative]
             if solver == "liblinear":
@@ -481,7 +510,7 @@ def sap(
             "continuous_factors": False,
             "solver": solver,
             **split.describe(),
-            "seed": seed if seed is None or isinstance(seed, int | np.integer) else "generator",
+            "seed": seed_option,
         }
     per_factor = _gap_top_two(matrix)
     return SAPResult(
