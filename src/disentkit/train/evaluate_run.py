@@ -28,7 +28,6 @@ caller's random state is left as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from disentkit.train.checkpoint import _jsonable, load_model, read_model_info, write_json
+from disentkit._atomic import jsonable, write_json
+from disentkit.rundir import CONFIG_NAME, METRICS_NAME, MODEL_JSON_NAME, RunDir, read_json
 
 __all__ = ["METRICS_NAME", "SCORED_KINDS", "evaluate_run"]
 
-METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
 #: metric options for the ``indices`` representation (categorical latents)
 INDEX_OPTIONS: dict[str, dict[str, Any]] = {
@@ -55,11 +54,12 @@ INDEX_OPTIONS: dict[str, dict[str, Any]] = {
 def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if record.get("data"):
         return str(record["data"]), dict(record.get("data_options") or {})
-    config_path = run_dir / "config.json"
+    config_path = RunDir(run_dir).config
     if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = read_json(config_path)
         return str(config["data"]), dict(config.get("data_options") or {})
-    raise ValueError(f"{str(run_dir)!r}: neither model.json nor config.json names the dataset")
+    raise ValueError(f"{str(run_dir)!r}: neither {MODEL_JSON_NAME} nor {CONFIG_NAME} names the "
+                     "dataset")
 
 
 def evaluate_run(
@@ -98,11 +98,12 @@ def evaluate_run(
     """
     import torch
 
-    from disentkit import __version__
+    from disentkit._version import __version__
     from disentkit.data import get_dataset
     from disentkit.data.show import max_pixel_value
     from disentkit.data.torch import to_float
     from disentkit.metrics import METRICS, active_latents, default_suite, evaluate
+    from disentkit.models.saved import load_model, read_model_info
 
     start = time.perf_counter()
     path = Path(run_dir).expanduser()
@@ -242,4 +243,4 @@ def evaluate_run(
     }
     payload["seconds"] = time.perf_counter() - start
     write_json(path / METRICS_NAME, payload)
-    return _jsonable(payload)
+    return jsonable(payload)

@@ -55,21 +55,20 @@ from typing import Any
 
 import numpy as np
 
-from disentkit.train.checkpoint import (
-    atomic_write,
-    load_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
-    save_model,
-    write_json,
+from disentkit._atomic import atomic_write, remove_stale_temporaries, write_json
+from disentkit.rundir import (
+    CHECKPOINT_PATH,
+    CONFIG_NAME,
+    DEFAULT_RUNS_ROOT,
+    LOG_DIR,
+    METRICS_CSV,
+    read_json,
 )
+from disentkit.train.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from disentkit.train.config import RunConfig, coerce_options
 
 __all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "fit", "resolve_config"]
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_PATH = Path("checkpoints") / "last.ckpt"
-METRICS_CSV = Path("log") / "metrics.csv"
 DEFAULT_LR = 1e-3
 # Fields that may change when a run is resumed; every other field must match config.json.
 RESUMABLE_CHANGES = frozenset(
@@ -136,7 +135,7 @@ def _as_config(config: RunConfig | Mapping[str, Any] | str | os.PathLike[str]) -
 
 
 def _default_run_dir(config: RunConfig) -> Path:
-    base = Path("runs") / f"{config.model}-{config.data}-seed{config.seed}"
+    base = Path(DEFAULT_RUNS_ROOT) / f"{config.model}-{config.data}-seed{config.seed}"
     candidate, n = base, 1
     while candidate.exists():
         n += 1
@@ -172,7 +171,7 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
             f"cannot resume {str(run_dir)!r}: it holds a checkpoint but no {CONFIG_NAME}"
         )
     if resume and config_path.is_file():
-        saved = RunConfig.from_dict(_read_json(config_path))
+        saved = RunConfig.from_dict(read_json(config_path))
         diffs = _config_differences(saved, config)
         if diffs:
             raise ValueError(
@@ -180,10 +179,10 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
                 + "; ".join(diffs)
                 + f"); only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume"
             )
-        if config.steps < _checkpoint_step(run_dir):
+        if config.steps < checkpoint_step(run_dir):
             raise ValueError(
                 f"cannot resume {str(run_dir)!r} with steps={config.steps}: its checkpoint "
-                f"is at step {_checkpoint_step(run_dir)} already"
+                f"is at step {checkpoint_step(run_dir)} already"
             )
     elif config_path.exists() or (run_dir / CHECKPOINT_PATH).exists():
         raise ValueError(
@@ -193,20 +192,6 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(config_path, config.to_dict())
     return run_dir
-
-
-def _checkpoint_step(run_dir: Path) -> int:
-    path = run_dir / CHECKPOINT_PATH
-    if not path.is_file():
-        return 0
-    return int(load_checkpoint(path)["step"])
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- optimisers
@@ -342,19 +327,19 @@ def _external_loggers(names: Sequence[str], run_dir: Path, config: RunConfig) ->
         if name == "tensorboard":
             from lightning.fabric.loggers import TensorBoardLogger
 
-            out.append(TensorBoardLogger(root_dir=str(run_dir / "log"), name="tensorboard",
+            out.append(TensorBoardLogger(root_dir=str(run_dir / LOG_DIR), name="tensorboard",
                                          version=""))
         elif name == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
 
-            uri = (run_dir / "log" / "mlruns").resolve().as_uri()
+            uri = (run_dir / LOG_DIR / "mlruns").resolve().as_uri()
             out.append(MLFlowLogger(experiment_name="disentkit", run_name=run_dir.name,
                                     tracking_uri=uri))
         elif name == "wandb":
             from lightning.pytorch.loggers import WandbLogger
 
             out.append(WandbLogger(project="disentkit", name=run_dir.name,
-                                   save_dir=str(run_dir / "log")))
+                                   save_dir=str(run_dir / LOG_DIR)))
     for logger in out:
         logger.log_hyperparams(_flatten(config.to_dict()))
     return out
@@ -531,7 +516,7 @@ def fit(
     ) else None
     path = Path(fabric.broadcast(str(chosen) if chosen is not None else None, src=0))
     fabric.barrier()
-    cfg = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
+    cfg = RunConfig.from_dict(read_json(path / CONFIG_NAME))
     ckpt_path = path / CHECKPOINT_PATH
     if fabric.is_global_zero:
         remove_stale_temporaries(ckpt_path.parent)
@@ -563,6 +548,8 @@ def _train(
     to_float: Any,
 ) -> Path:
     import torch
+
+    from disentkit.models.saved import save_model
 
     rank, world = fabric.global_rank, fabric.world_size
     ckpt_path = path / CHECKPOINT_PATH

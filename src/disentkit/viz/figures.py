@@ -615,7 +615,7 @@ def render_run_figures(
 
     if (run / "model.safetensors").is_file():
         from disentkit.metrics import compare_mean_sampled
-        from disentkit.train import load_model, read_model_info
+        from disentkit.models.saved import load_model, read_model_info
         from disentkit.train.evaluate_run import _run_data
 
         data_name, data_options = _run_data(run, read_model_info(run))
