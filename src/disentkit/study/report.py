@@ -31,7 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
+from disentkit._version import __version__
+from disentkit.rundir import FIGURES_DIR, REPORT_NAME, SPEC_NAME, RunDir
 from disentkit.study.results import read_results
 from disentkit.viz.report import (
     _CSS,
@@ -59,9 +62,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["REPORT_NAME", "write_study_report"]
 
-REPORT_NAME = "report.html"
-FIGURES_DIR = "figures"
-SPEC_FILE = "study.yaml"
 _STATUSES = ("done", "failed", "pending")
 _REQUIRED = ("model", "status")
 _EXTRA_CSS = """
@@ -123,7 +123,7 @@ def _load(study: Path, results: Any) -> pd.DataFrame:
 
 
 def _study_name(study: Path) -> str:
-    spec = study / SPEC_FILE
+    spec = study / SPEC_NAME
     if spec.is_file():
         import yaml
 
@@ -227,8 +227,9 @@ def _traversal(study: Path, row: Any,
     run = study / rel
     png = run / FIGURES_DIR / "traversals.png"
     if not png.is_file():
-        if not (run / "model.safetensors").is_file():
-            return None, "no traversals: the run has no figures/traversals.png and no saved model"
+        if not RunDir(run).weights.is_file():
+            return None, (f"no traversals: the run has no {FIGURES_DIR}/traversals.png and no "
+                          "saved model")
         if progress is not None:
             progress(f"traversals {row['run_name']}")
         try:
@@ -496,7 +497,6 @@ def write_study_report(
     scores = main_scores(table, metrics)
     rank_by = _primary(table, primary, scores)
     name = _study_name(study) if study.is_dir() else study.name
-    from disentkit import __version__
 
     figures = _figures_section(study, table, scores, progress)
     traversals = _traversals_section(study, table, rank_by, progress)
@@ -506,7 +506,5 @@ def write_study_report(
              f"disentkit {_e(__version__)}"]
     page = _page(f"Study {name}", f"Study {name}", about,
                  [_runs_section(table, scores), figures, traversals], css=_CSS + _EXTRA_CSS)
-    from disentkit._atomic import atomic_write
-
     target = Path(out).expanduser() if out is not None else study / REPORT_NAME
     return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))
