@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from disentkit._atomic import write_json
+from disentkit._console import stderr
 from disentkit.rundir import read_json
 from disentkit.study.results import (
     ATTEMPTS_NAME,
@@ -160,11 +161,9 @@ class StudyProgress:
         if self._enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from disentkit._console import _stderr
-
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.fields[counts]}"),
-                                      TimeElapsedColumn(), console=_stderr())
+                                      TimeElapsedColumn(), console=stderr())
             self._progress.__enter__()
             self._task = self._progress.add_task(self._label, total=self.counts.total,
                                                  completed=self.counts.done,

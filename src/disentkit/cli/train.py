@@ -10,37 +10,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from disentkit._console import stderr, stdout
+from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, run_errors
+from disentkit.cli.report import run_report
+from disentkit.rundir import RunDir
 
 __all__ = ["evaluate_command", "train_command"]
 
-Mode = Literal["reference", "fast"]
 
-
-@contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """``cli._user_errors`` plus missing files (an unfinished run, a wrong path)."""
-    from disentkit.cli import _error, _user_errors
-
-    with _user_errors(debug):
-        try:
-            yield
-        except FileNotFoundError as exc:
-            if debug:
-                raise
-            _error(str(exc))
-            raise typer.Exit(2) from None
-
-
-def _scores_table(result: Mapping[str, Any]) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
+def _scores_table(result: Mapping[str, Any]) -> Table:
     reps: Mapping[str, Any] = result["representations"]
     kinds = list(reps)
     keys: list[str] = []
@@ -88,26 +74,23 @@ def _run_evaluation(
     run_dir: Path, *, n_samples: int, metrics: list[str] | None, mode: str, seed: int,
     batch_size: int = 256, n_bootstrap: int = 0, baselines: bool = False,
 ) -> None:
-    from rich.text import Text
-
-    from disentkit.cli import _reported_warnings, _stderr, _stdout
     from disentkit.train import evaluate_run
 
-    err, out = _stderr(), _stdout()
+    err, out = stderr(), stdout()
     err.print(Text(f"evaluating {run_dir} on {n_samples:,} samples ({mode} mode)", style="dim"),
               soft_wrap=True)
 
     def report(label: str) -> None:
         err.print(Text(f"scoring {label}", style="dim"), soft_wrap=True)
 
-    with _reported_warnings(err):
+    with reported_warnings(err):
         result = evaluate_run(run_dir, n_samples=n_samples, metrics=metrics, mode=mode,
                               seed=seed, batch_size=batch_size, progress=report,
                               n_bootstrap=n_bootstrap, baselines=baselines)
     out.print(_scores_table(result))
     for line in _summary_lines(result):
         out.print(line, soft_wrap=True)
-    out.print(f"Wrote every score, option and metric ID to {(run_dir / 'metrics.json').resolve()}",
+    out.print(f"Wrote every score, option and metric ID to {RunDir(run_dir).metrics.resolve()}",
               soft_wrap=True)
 
 
@@ -178,19 +161,15 @@ def train_command(
     model.safetensors + model.json, (unless --no-evaluate) metrics.json and (unless
     --no-report) report.html.
     """
-    from rich.text import Text
-
-    from disentkit.cli import _stderr, _stdout
-
-    err, out = _stderr(), _stdout()
-    with _errors(debug):
+    err, out = stderr(), stdout()
+    with run_errors(debug):
         from disentkit.train.config import RunConfig, _normalise, _set_dotted, read_config_file
 
         tree: dict[str, Any] = {}
         if config is not None:
             tree = read_config_file(config)
-        elif resume and run_dir is not None and (run_dir / "config.json").is_file():
-            tree = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        elif resume and run_dir is not None and RunDir(run_dir).config.is_file():
+            tree = json.loads(RunDir(run_dir).config.read_text(encoding="utf-8"))
         tree = _normalise(tree)
         fields = {"model": model, "data": data, "steps": steps, "seed": seed,
                   "batch_size": batch_size, "checkpoint_every": checkpoint_every}
@@ -218,19 +197,17 @@ def train_command(
             err.print(Text(f"interrupted; continue from the last checkpoint with: disentkit "
                            f"train{where} --resume", style="yellow"), soft_wrap=True)
             raise typer.Exit(130) from None
-        out.print(f"Trained model: {(path / 'model.safetensors').resolve()} "
+        out.print(f"Trained model: {RunDir(path).weights.resolve()} "
                   f"(run directory {path})", soft_wrap=True)
         if evaluate:
-            saved = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+            saved = RunConfig.from_dict(json.loads(RunDir(path).config.read_text()))
             _run_evaluation(path, n_samples=saved.eval.n_samples, metrics=saved.eval.metrics,
                             mode=saved.eval.mode, seed=saved.eval.seed,
                             batch_size=saved.eval.batch_size,
                             n_bootstrap=saved.eval.n_bootstrap,
                             baselines=saved.eval.baselines)
-        # --- the HTML report (disentkit.cli_report), unless --no-report
+        # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
-            from disentkit.cli_report import run_report
-
             run_report(path)
 
 
@@ -278,14 +255,13 @@ def evaluate_command(
 ) -> None:
     """Score a trained run with the metric suite; writes RUN/metrics.json and (unless
     --no-report) RUN/report.html."""
-    with _errors(debug):
-        from disentkit.cli import parse_metric_list
+    with run_errors(debug):
         from disentkit.train.config import EvalConfig, RunConfig
 
         if not run.is_dir():
             raise FileNotFoundError(f"no run directory at {str(run)!r}")
         defaults = EvalConfig()
-        config_path = run / "config.json"
+        config_path = RunDir(run).config
         if config_path.is_file():
             defaults = RunConfig.from_dict(
                 json.loads(config_path.read_text(encoding="utf-8")), check_names=False
@@ -301,8 +277,6 @@ def evaluate_command(
             n_bootstrap=defaults.n_bootstrap if n_bootstrap is None else n_bootstrap,
             baselines=defaults.baselines if baselines is None else baselines,
         )
-        # --- the HTML report (disentkit.cli_report), unless --no-report
+        # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
-            from disentkit.cli_report import run_report
-
             run_report(run)
