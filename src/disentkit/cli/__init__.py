@@ -24,10 +24,11 @@ from typing import Annotated
 import typer
 
 from disentkit._version import __version__
+from disentkit.cli import score
 from disentkit.cli._common import parse_metric_list
 from disentkit.cli.data import data_app
 from disentkit.cli.report import report_command
-from disentkit.cli.score import demo, list_metrics, parse_options, score
+from disentkit.cli.score import demo, list_metrics, parse_options
 from disentkit.cli.study import study_app
 from disentkit.cli.train import evaluate_command, train_command
 
@@ -62,7 +63,7 @@ def _root(
     """Learn, measure and look at disentangled representations."""
 
 
-app.command()(score)
+app.command("score")(score.score)
 app.command("metrics")(list_metrics)
 app.command()(demo)
 app.command("train")(train_command)
