@@ -17,6 +17,7 @@ from rich.text import Text
 
 from disentkit._console import error, stderr, stdout
 from disentkit.cli._common import reported_warnings, run_errors
+from disentkit.rundir import FIGURES_DIR
 
 __all__ = ["report_command", "run_report"]
 
@@ -51,7 +52,7 @@ def report_command(
         bool,
         typer.Option("--figures/--no-figures",
                      help="Render the run's figures first (--no-figures: embed those already "
-                     "in RUN/figures)."),
+                     f"in RUN/{FIGURES_DIR})."),
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from disentkit._console import error, stderr, stdout
 from disentkit.cli._common import DEBUG_HINT
-from disentkit.rundir import FAILED_NAME, RESULTS_CSV, RUNS_DIR, StudyDir
+from disentkit.rundir import FAILED_NAME, REPORT_NAME, RESULTS_CSV, RUNS_DIR, StudyDir
 
 __all__ = ["study_app"]
 
@@ -140,7 +140,7 @@ def run_command(
     max_retries: Annotated[int | None, typer.Option(
         "--max-retries", help="Override resources.max_retries.", show_default=False)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report",
-                      help="Write the study's report.html at the end.")] = True,
+                      help=f"Write the study's {REPORT_NAME} at the end.")] = True,
     debug: Debug = False,
 ) -> None:
     """Run the runs of a study spec that are not done yet (a finished run is never redone).

@@ -21,7 +21,13 @@ from rich.text import Text
 from disentkit._console import stderr, stdout
 from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, run_errors
 from disentkit.cli.report import run_report
-from disentkit.rundir import RunDir
+from disentkit.rundir import (
+    CHECKPOINT_PATH,
+    CONFIG_NAME,
+    DEFAULT_RUNS_ROOT,
+    REPORT_NAME,
+    RunDir,
+)
 
 __all__ = ["evaluate_command", "train_command"]
 
@@ -115,18 +121,18 @@ def train_command(
     ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option(help="Run directory (default runs/<model>-<data>-seed<seed>).",
+        typer.Option(help=f"Run directory (default {DEFAULT_RUNS_ROOT}/<model>-<data>-seed<seed>).",
                      show_default=False),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
-        typer.Option(help="Write checkpoints/last.ckpt every N steps (default 1000).",
+        typer.Option(help=f"Write {CHECKPOINT_PATH.as_posix()} every N steps (default 1000).",
                      show_default=False),
     ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue the run in --run-dir from its last checkpoint "
-                     "(its config.json is the base; --steps may extend it), or start it "
+                     f"(its {CONFIG_NAME} is the base; --steps may extend it), or start it "
                      "there if the directory holds no run yet."),
     ] = False,
     config: Annotated[
@@ -151,7 +157,7 @@ def train_command(
     report: Annotated[
         bool,
         typer.Option("--report/--no-report",
-                     help="Write RUN/report.html (config, scores, figures) at the end."),
+                     help=f"Write RUN/{REPORT_NAME} (config, scores, figures) at the end."),
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -249,7 +255,7 @@ def evaluate_command(
     report: Annotated[
         bool,
         typer.Option("--report/--no-report",
-                     help="Write RUN/report.html (config, scores, figures) at the end."),
+                     help=f"Write RUN/{REPORT_NAME} (config, scores, figures) at the end."),
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:

@@ -30,6 +30,7 @@ from disentkit._validation import DisentkitWarning
 from disentkit._version import __version__
 from disentkit.rundir import (
     CONFIG_NAME,
+    FIGURES_DIR,
     METRICS_NAME,
     MODEL_JSON_NAME,
     REPORT_NAME,
@@ -338,11 +339,11 @@ def _figures_section(files: list[Path], note: str | None) -> str:
         pixels = " class=\"pixels\"" if scale > 1 else ""
         parts.append(f"<figure id=\"fig-{_e(path.stem)}\">\n<img src=\"{uri}\"{size}{pixels} "
                      f"alt=\"{_e(caption)}\">\n<figcaption>{_e(caption)} "
-                     f"<span class=\"dim\">(<code>figures/{_e(path.name)}</code>)</span>"
+                     f"<span class=\"dim\">(<code>{FIGURES_DIR}/{_e(path.name)}</code>)</span>"
                      "</figcaption>\n</figure>")
         shown += 1
     if not shown and not note:
-        parts.append("<p>No figures in <code>figures/</code>.</p>")
+        parts.append(f"<p>No figures in <code>{FIGURES_DIR}/</code>.</p>")
     return "\n".join(parts)
 
 
