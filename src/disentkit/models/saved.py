@@ -25,7 +25,7 @@ from disentkit._atomic import atomic_write, jsonable, write_json
 from disentkit._version import __version__
 from disentkit.models._base import MODELS, Model, build_model
 from disentkit.nn.teachers import ModelTeacher
-from disentkit.rundir import MODEL_JSON_NAME, WEIGHTS_NAME
+from disentkit.rundir import MODEL_JSON_NAME, WEIGHTS_NAME, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -101,10 +101,7 @@ def read_model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         p = p / WEIGHTS_NAME
     json_path = p if p.suffix == ".json" else p.with_suffix(".json")
     if json_path.is_file():
-        try:
-            record = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read {str(json_path)!r}: {exc}") from None
+        record = read_json(json_path)
     elif p.is_file():
         from safetensors import safe_open
 
