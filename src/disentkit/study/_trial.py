@@ -30,7 +30,6 @@ from disentkit.study.results import (
     run_dir,
 )
 from disentkit.study.spec import expand, load_spec, parse_model_nums
-from disentkit.train import RunConfig, evaluate_run, fit
 from disentkit.train.checkpoint import checkpoint_step
 
 __all__ = ["StudyProgress", "train_run"]
@@ -66,6 +65,8 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
     Raises:
         whatever training or evaluation raised, after writing ``failed.json``.
     """
+    from disentkit.train import RunConfig, evaluate_run, fit  # looked up per call: patchable
+
     study = Path(study_dir).expanduser()
     spec = load_spec(study / SPEC_NAME)
     runs = expand(spec)
