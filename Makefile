@@ -25,10 +25,12 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-all: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # The metric tests against the oldest supported and the newest available numpy / scipy /
@@ -62,10 +64,11 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .venv-compat-old .venv-compat-new build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat-old .venv-compat-new build dist src/*.egg-info .pytest_cache .ruff_cache .import_linter_cache

@@ -41,11 +41,11 @@ from sklearn.metrics import mutual_info_score
 from disentkit._validation import prepare
 from disentkit.metrics._mi import (
     MutualInfo,
-    _n_threads,
     entropies,
     histogram_codes_t,
     histogram_mutual_info,
 )
+from disentkit.metrics._threads import n_threads
 
 FACTOR_SIZES = (2, 3, 4, 5, 6, 8, 10, 16, 32, 40)
 QUICK = {"n": 100_000, "latents": 64, "factors": 10}
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"disentkit MI scale benchmark: n={n:,} latents={n_latents} factors={n_factors} "
           f"bins={n_bins} seed={args.seed}")
     print(f"machine: {platform.processor() or platform.machine()}, threads used "
-          f"{_n_threads()}, load average {load_average()}, numpy {np.__version__}, two-thread "
+          f"{n_threads()}, load average {load_average()}, numpy {np.__version__}, two-thread "
           f"speedup of a numpy pass {two_core_speedup():.2f}× (2: both cores free)")
     t = time.perf_counter()
     latents, factors, sizes = make_data(n, n_latents, n_factors, args.seed)

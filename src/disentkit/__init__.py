@@ -1,10 +1,9 @@
 """disentkit: learn, measure and look at disentangled representations."""
 
 from disentkit._validation import DisentkitWarning, discretize_factors
+from disentkit._version import __version__
 from disentkit.io import InputError, load_array, load_pair
 from disentkit.metrics import METRICS, Evaluation, evaluate
-
-__version__ = "0.1.0"
 
 __all__ = [
     "METRICS",

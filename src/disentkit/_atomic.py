@@ -8,6 +8,7 @@ previous file intact (and at most a stray hidden temporary file, which
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,6 +17,14 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+__all__ = [
+    "atomic_write",
+    "jsonable",
+    "remove_stale_temporaries",
+    "temporary_file",
+    "write_json",
+]
 
 _TMP_SUFFIX = ".tmp"
 
@@ -27,6 +36,32 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def temporary_file(target: str | os.PathLike[str]) -> Path:
+    """Create an empty temporary file beside ``target`` and return its path.
+
+    The name is ``.<target name>.<random>.tmp`` in ``target``'s folder (created if needed):
+    hidden, on the same file system (so ``os.replace`` onto ``target`` is atomic), and
+    matched by :func:`remove_stale_temporaries`. Every writer of the package that moves a
+    file into place takes its temporary name from here.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = temporary_file(Path(tempfile.mkdtemp()) / "images.npy")
+        >>> tmp.name.startswith(".images.npy.") and tmp.name.endswith(".tmp")
+        True
+        >>> remove_stale_temporaries(tmp.parent) == [tmp]
+        True
+    """
+    target = Path(target).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp's 0600 would be the final file's mode
+    return Path(name)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
@@ -51,17 +86,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         ('one', ['x.txt'])
     """
     target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temporary_file(target)
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         with suppress(FileNotFoundError):
@@ -83,21 +112,34 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with every part converted to what :func:`json.dumps` writes as strict JSON.
+
+    Mappings become dicts with string keys, tuples and lists become lists, numpy and torch
+    arrays and scalars go through ``tolist()``, dataclass instances become dicts, paths
+    become strings, and non-finite floats (NaN, ±inf) become ``None`` (JSON ``null``).
+
+    Example:
+        >>> import numpy as np
+        >>> jsonable({"a": np.float32("nan"), "b": (1, np.int64(2)), 3: Path("x")})
+        {'a': None, 'b': [1, 2], '3': 'x'}
+    """
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Path):
         return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
     if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch arrays, scalars
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     return value
 
 
 def write_json(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as indented JSON, atomically (non-finite floats become null)."""
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

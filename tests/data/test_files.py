@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from disentkit._atomic import remove_stale_temporaries, write_json
 from disentkit.data import _files
 from disentkit.data._files import (
     HASH_CACHE,
     NpyWriter,
     NpzMemberStream,
-    atomic_write_json,
     begin_prepared,
     cached_sha256,
     download_file,
@@ -78,9 +78,41 @@ def test_cached_sha256_survives_a_corrupt_cache(tmp_path: Path) -> None:
 
 # -- atomic writes ------------------------------------------------------------------------------
 def test_atomic_json_leaves_no_temp_files(tmp_path: Path) -> None:
-    atomic_write_json(tmp_path / "m.json", {"a": 1})
+    write_json(tmp_path / "m.json", {"a": 1})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def _write_json(folder: Path, monkeypatch) -> None:
+    write_json(folder / "m.json", {"a": 1})
+
+
+def _write_npy(folder: Path, monkeypatch) -> None:
+    with NpyWriter(folder / "a.npy", (4, 2), np.uint8) as w:
+        w.commit()
+
+
+def _download(folder: Path, monkeypatch) -> None:
+    _serve(monkeypatch, b"12345")
+    download_file("https://example.org/f.bin", folder / "f.bin")
+
+
+@pytest.mark.parametrize("writer", [_write_json, _write_npy, _download])
+def test_a_killed_writer_leaves_a_temporary_that_cleanup_removes(writer, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    # a process killed between writing and renaming: the rename fails and nothing is tidied
+    def killed(*args: object) -> None:
+        raise OSError("killed before the rename")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed)
+        m.setattr(Path, "unlink", lambda self, missing_ok=False: None)
+        with pytest.raises(OSError, match="killed"):
+            writer(tmp_path, m)
+    left = sorted(tmp_path.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(".")  # the writer's temporary
+    assert remove_stale_temporaries(tmp_path) == left
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_npy_writer_aborts_without_commit(tmp_path: Path) -> None:

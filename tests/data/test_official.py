@@ -249,7 +249,7 @@ def test_crashed_prepare_leaves_no_usable_cache(src, tmp_path: Path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         prepare("shapes3d", data_dir=tmp_path, force=True)
     assert not (out / "meta.json").exists()  # the old cache was invalidated first
-    assert not [p for p in out.iterdir() if ".tmp-" in p.name]  # temporaries removed
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # temporaries removed
     with pytest.raises(PrepareRequiredError, match="disentkit data prepare shapes3d"):
         get_dataset("shapes3d", data_dir=tmp_path)
 

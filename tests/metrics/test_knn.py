@@ -134,17 +134,17 @@ def test_public_function_agrees_with_sklearn_up_to_the_jitter_draw() -> None:
 
 def test_latents_in_threads_equal_latents_one_at_a_time(monkeypatch) -> None:
     # Large enough for the thread pool (work above _SERIAL_WORK); each column alone is not.
-    from disentkit.metrics import _mi
+    from disentkit.metrics import _threads
 
     calls = []
-    real = _mi.ThreadPoolExecutor
+    real = _threads.ThreadPoolExecutor
 
     def spy(*args, **kwargs):
         calls.append(kwargs.get("max_workers"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_mi, "ThreadPoolExecutor", spy)
-    monkeypatch.setattr(_mi, "_n_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(_threads, "n_threads", lambda: 2)
     rng = np.random.default_rng(4)
     s = rng.integers(0, 6, (5000, 3))
     z = jitter_latents(s @ rng.standard_normal((3, 8)) + rng.standard_normal((5000, 8)))

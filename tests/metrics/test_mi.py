@@ -13,7 +13,7 @@ from scipy.stats import entropy as scipy_entropy
 from sklearn.metrics import mutual_info_score
 
 from disentkit._validation import encode_labels
-from disentkit.metrics import _mi
+from disentkit.metrics import _mi, _threads
 from disentkit.metrics._mi import (
     contingency,
     contingency_t,
@@ -70,8 +70,8 @@ def random_factors(rng, n, sizes):
 @pytest.fixture
 def force_threads(monkeypatch):
     """Run the threaded paths on small inputs: two threads, tiny blocks, tiny tables."""
-    monkeypatch.setattr(_mi, "_n_threads", lambda: 2)
-    monkeypatch.setattr(_mi, "_SERIAL_WORK", 0)
+    monkeypatch.setattr(_threads, "n_threads", lambda: 2)
+    monkeypatch.setattr(_threads, "_SERIAL_WORK", 0)
     monkeypatch.setattr(_mi, "_BLOCK_ELEMENTS", 7)
     monkeypatch.setattr(_mi, "_TABLE_CELLS", 24)
 

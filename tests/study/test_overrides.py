@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from disentkit.cli import app
 from disentkit.study import collect, expand, load_spec, run_study
 from disentkit.study.overrides import (
-    STATE_FILE,
+    STATE_NAME,
     normalise_overrides,
     override_runs,
     read_overrides,
@@ -97,7 +97,7 @@ def test_a_study_started_without_overrides_refuses_them_later(tmp_path):
     out = tmp_path / "s"
     run_study(_spec(models=["ae"]), out, executor="local", progress=False)
     assert read_overrides(out) == []
-    (out / STATE_FILE).unlink()  # a study directory from before the state file
+    (out / STATE_NAME).unlink()  # a study directory from before the state file
     with pytest.raises(ValueError, match=r"overrides \[\]; received \['steps=2'\]"):
         run_study(_spec(models=["ae"]), out, executor="local", progress=False,
                   overrides=["steps=2"])

@@ -19,19 +19,12 @@ import torch
 from safetensors.torch import load_file
 
 from disentkit import DisentkitWarning
+from disentkit._atomic import atomic_write, remove_stale_temporaries, write_json
 from disentkit._lock import DirectoryInUseError
 from disentkit.models import build_model
+from disentkit.models.saved import load_model, read_model_info, save_model
 from disentkit.train import checkpoint as ck
-from disentkit.train.checkpoint import (
-    atomic_write,
-    load_checkpoint,
-    load_model,
-    read_model_info,
-    remove_stale_temporaries,
-    save_checkpoint,
-    save_model,
-    write_json,
-)
+from disentkit.train.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from disentkit.train.trainer import fit
 from tests.train import TINY, registered_tiny, tiny_config
 
@@ -176,6 +169,24 @@ def test_safetensors_round_trip_never_unpickles(tmp_path, monkeypatch):
     (tmp_path / "model.json").unlink()
     alone = load_model(tmp_path / "model.safetensors")
     assert alone.config == model.config
+
+
+def test_checkpoint_step_is_zero_until_a_checkpoint_exists(tmp_path):
+    assert checkpoint_step(tmp_path) == 0
+    save_checkpoint(tmp_path / "checkpoints" / "last.ckpt", {"step": 7})
+    assert checkpoint_step(tmp_path) == 7
+
+
+def test_a_saved_model_serves_as_a_teacher(tmp_path):
+    from disentkit.models import disentkit_model_teacher
+
+    torch.manual_seed(0)
+    model = build_model(TINY, kind="ae", n_latents=3, image_shape=(1, 16, 16))
+    save_model(model, tmp_path)
+    teacher = disentkit_model_teacher(tmp_path)
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(teacher(x), model.eval().encode(x).mean)  # (2, 3)
+    assert teacher(torch.rand(2, 3, 32, 32)).shape == (2, 3)  # resized, to one channel
 
 
 def test_load_model_errors(tmp_path):

@@ -4,8 +4,10 @@
   ``.sha256.json`` next to it, keyed by file name, size and modification time, so opening a
   12 GB file twice does not read it twice.
 - **Atomic writes.** Everything is written to a temporary file in the destination folder
-  and moved into place with :func:`os.replace`; a crash leaves a stray ``.*.tmp-*`` file that
-  nothing reads, never a half-written file under the final name.
+  (:func:`disentkit._atomic.temporary_file`) and moved into place with :func:`os.replace`;
+  a crash leaves a stray ``.<name>.*.tmp`` file that nothing reads (and
+  :func:`~disentkit._atomic.remove_stale_temporaries` deletes), never a half-written file
+  under the final name.
 - **Prepared caches.** ``<root>/<name>/prepared/`` holds ``images.npy`` (uint8
   ``(N, H, W, C)``, grid order), ``factors.npy`` and ``meta.json``. ``meta.json`` is removed
   first and written last, so a cache without it (an interrupted conversion) is never used.
@@ -24,9 +26,7 @@ import contextlib
 import hashlib
 import http.client
 import importlib
-import json
 import os
-import secrets
 import struct
 import urllib.error
 import urllib.request
@@ -37,6 +37,10 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from disentkit._atomic import temporary_file, write_json
+from disentkit._version import __version__
+from disentkit.rundir import read_json_or_none
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``: ``stage`` is ``"hash"`` or ``"download"`` (bytes) or
@@ -64,8 +68,6 @@ def require(module: str, purpose: str, package: str | None = None) -> ModuleType
 
 
 def disentkit_version() -> str:
-    from disentkit import __version__
-
     return __version__
 
 
@@ -91,13 +93,6 @@ def sha256_file(path: str | os.PathLike[str], *, progress: Progress | None = Non
     return digest.hexdigest()
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def _stat_key(st: os.stat_result) -> dict[str, int]:
     return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
@@ -107,12 +102,10 @@ def remember_sha256(path: str | os.PathLike[str], digest: str) -> None:
     ``.sha256.json``. Failing to write (a read-only folder) only costs a re-hash later."""
     path = Path(path)
     cache_file = path.parent / HASH_CACHE
-    cache = _read_json(cache_file)
-    if not isinstance(cache, dict):
-        cache = {}
+    cache = read_json_or_none(cache_file) or {}
     cache[path.name] = {**_stat_key(path.stat()), "sha256": digest}
     with contextlib.suppress(OSError):
-        atomic_write_json(cache_file, cache)
+        write_json(cache_file, cache)
 
 
 def cached_sha256(path: str | os.PathLike[str], *, progress: Progress | None = None) -> str:
@@ -128,8 +121,8 @@ def cached_sha256(path: str | os.PathLike[str], *, progress: Progress | None = N
         True
     """
     path = Path(path)
-    cache = _read_json(path.parent / HASH_CACHE)
-    entry = cache.get(path.name) if isinstance(cache, dict) else None
+    cache = read_json_or_none(path.parent / HASH_CACHE) or {}
+    entry = cache.get(path.name)
     key = _stat_key(path.stat())
     if (
         isinstance(entry, dict)
@@ -143,34 +136,9 @@ def cached_sha256(path: str | os.PathLike[str], *, progress: Progress | None = N
 
 
 # -- atomic writes ----------------------------------------------------------------------------
-def temp_path(path: str | os.PathLike[str]) -> Path:
-    """A fresh temporary name in ``path``'s folder: ``.<name>.tmp-<pid>-<random>``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
 def _fsync(path: Path) -> None:
     with contextlib.suppress(OSError), open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 class NpyWriter:
@@ -193,7 +161,7 @@ class NpyWriter:
 
     def __init__(self, path: str | os.PathLike[str], shape: Sequence[int], dtype: Any) -> None:
         self.path = Path(path)
-        self.tmp = temp_path(self.path)
+        self.tmp = temporary_file(self.path)
         self.array: np.memmap | None = np.lib.format.open_memmap(
             self.tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(int(s) for s in shape)
         )
@@ -380,8 +348,8 @@ def read_prepared_meta(directory: str | os.PathLike[str], name: str) -> dict[str
     meta: an interrupted conversion; leftover temporary files) is ignored.
     """
     directory = Path(directory)
-    meta = _read_json(directory / "meta.json")
-    if not isinstance(meta, dict):
+    meta = read_json_or_none(directory / "meta.json")
+    if meta is None:
         return None
     if meta.get("format") != META_FORMAT or meta.get("dataset") != name:
         return None
@@ -412,7 +380,7 @@ def begin_prepared(directory: str | os.PathLike[str]) -> Path:
 
 def finish_prepared(directory: str | os.PathLike[str], meta: dict[str, Any]) -> None:
     """Write ``meta.json`` last, making the cache valid."""
-    atomic_write_json(Path(directory) / "meta.json", {"format": META_FORMAT, **meta})
+    write_json(Path(directory) / "meta.json", {"format": META_FORMAT, **meta})
 
 
 def factor_dtype(sizes: Sequence[int]) -> np.dtype:
@@ -460,8 +428,7 @@ def download_file(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConnectionError(f"could not download {url}: {reason}. Offline? {manual}") from None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(dest)
+    tmp = temporary_file(dest)
     digest = hashlib.sha256()
     try:
         with response:

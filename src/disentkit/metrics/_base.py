@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from disentkit._atomic import jsonable
 from disentkit.registry import Registry
 
 Bounds = tuple[float, float]
@@ -68,26 +68,12 @@ class MetricResult:
         out["n_samples"] = int(self.n_samples)
         out["skipped_factors"] = list(self.skipped_factors)
         for key, value in self.options.items():
-            out[f"options.{key}"] = _jsonable(value)
+            out[f"options.{key}"] = jsonable(value)
         for f in dataclasses.fields(self):
             if f.name in out or f.name in ("options", "SCORES") or f.name in self.SCORES:
                 continue
-            out[f.name] = _jsonable(getattr(self, f.name))
+            out[f.name] = jsonable(getattr(self, f.name))
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass(frozen=True)

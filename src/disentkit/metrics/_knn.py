@@ -44,7 +44,7 @@ from scipy.special import digamma
 
 from disentkit._random import SeedLike, as_generator
 from disentkit._validation import check_positive_int, encode_labels
-from disentkit.metrics._mi import _parallel_map
+from disentkit.metrics._threads import parallel_map
 
 JITTER = 1e-10  # sklearn's tie-breaking noise scale
 
@@ -205,7 +205,7 @@ def mi_cd_from_jittered(
     layout = _FactorLayout(np.asarray(labels), n_neighbors)
     # One latent per task, all factors at once; latents run side by side in threads (the
     # sorts and searches release the GIL), each computed exactly as it would be alone.
-    rows = _parallel_map(
+    rows = parallel_map(
         lambda d: _mi_one_latent(z[:, d], layout, n_neighbors, match_sklearn),
         range(n_latents),
         z.shape[0] * layout.n_factors * n_latents * (n_neighbors + 1),  # window passes

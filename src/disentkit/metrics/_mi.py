@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -52,6 +50,8 @@ from disentkit._validation import (
     check_positive_int,
     encode_labels,
 )
+from disentkit.metrics import _threads
+from disentkit.metrics._knn import knn_mutual_info
 
 try:  # the kernel behind scipy's COO → dense conversion (releases the GIL, sums duplicates)
     from scipy.sparse._sparsetools import coo_todense as _coo_todense
@@ -63,33 +63,6 @@ ESTIMATORS = ("histogram", "discrete", "knn")
 _TABLE_CELLS = 2**17  # cells of one latent × composite-factor table (int32: 512 KiB, in L2)
 _ROWS_PER_COUNT = 2**30  # rows per int32 count table before flushing into int64
 _BLOCK_ELEMENTS = 2**15  # elements of one row block when discretising (in L1/L2)
-_MAX_THREADS = 8
-_SERIAL_WORK = 2**20  # below this many elements, no thread pool
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _n_threads() -> int:
-    """Worker threads for the compiled loops (the cores this process may use, at most 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, _MAX_THREADS))
-
-
-def _parallel_map(fn: Callable[[T], R], items: Sequence[T], work: int) -> list[R]:
-    """``[fn(x) for x in items]`` on a thread pool (the work inside ``fn`` releases the GIL).
-
-    ``work`` (elements touched in all) below ``_SERIAL_WORK`` runs serially: starting
-    threads would cost more than it saves.
-    """
-    workers = min(_n_threads(), len(items))
-    if workers <= 1 or work < _SERIAL_WORK:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
 
 
 def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
@@ -155,7 +128,7 @@ def _as_float_block(block: np.ndarray) -> np.ndarray:
 
 def _row_blocks(n: int, n_cols: int) -> list[tuple[int, int]]:
     """Row ranges for the threads: a few per thread so a busy core does not hold up the rest."""
-    return _ranges(n, min(4 * _n_threads(), max(1, n * n_cols // _BLOCK_ELEMENTS)))
+    return _ranges(n, min(4 * _threads.n_threads(), max(1, n * n_cols // _BLOCK_ELEMENTS)))
 
 
 def _histogram_bins(latents: np.ndarray, n_bins: int) -> _Bins:
@@ -166,7 +139,7 @@ def _histogram_bins(latents: np.ndarray, n_bins: int) -> _Bins:
         block = latents[rows[0] : rows[1]]
         return block.min(axis=0), block.max(axis=0)
 
-    parts = _parallel_map(extremes, _row_blocks(n, d), n * d)
+    parts = _threads.parallel_map(extremes, _row_blocks(n, d), n * d)
     lo = np.min([p[0] for p in parts], axis=0).astype(np.float64)  # exact: min is a value
     hi = np.max([p[1] for p in parts], axis=0).astype(np.float64)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
@@ -255,7 +228,7 @@ def _discretise(latents: np.ndarray, n_bins: int, out: np.ndarray, transposed: b
             else:
                 out[start:stop] = code
 
-    _parallel_map(work, _row_blocks(n, d), n * d)
+    _threads.parallel_map(work, _row_blocks(n, d), n * d)
 
 
 def _check_latent_array(latents: object) -> np.ndarray:
@@ -401,7 +374,7 @@ def _joint_codes(
             joint = np.asarray(b[start:stop], dtype=np.float64) @ strides  # (r, G)
             out[:, start:stop] = joint.T  # exact integers
 
-    _parallel_map(work, _ranges(n, 4 * _n_threads()), n * k)
+    _threads.parallel_map(work, _ranges(n, 4 * _threads.n_threads()), n * k)
     return list(out)
 
 
@@ -515,9 +488,9 @@ def _count_latents(
                 for k, table in _count_latent(row, size, comp, b_sizes, ones):
                     out[r0 : r0 + size, b_off[k] : b_off[k + 1]] = table
 
-        per_block = max(1, min(16, here.size // (4 * _n_threads())))
+        per_block = max(1, min(16, here.size // (4 * _threads.n_threads())))
         spans = [(s, min(s + per_block, here.size)) for s in range(0, here.size, per_block)]
-        _parallel_map(count_block, spans, n * here.size * len(comp.groups))
+        _threads.parallel_map(count_block, spans, n * here.size * len(comp.groups))
     return out
 
 
@@ -785,8 +758,6 @@ def mutual_info_matrix(
         matrix = plugin_mutual_info(codes, sizes, factors, factor_sizes)
         options = {}
     else:
-        from disentkit.metrics._knn import knn_mutual_info
-
         n_neighbors = check_positive_int(n_neighbors, "n_neighbors")
         matrix = knn_mutual_info(
             latents, factors, n_neighbors=n_neighbors, standardize=standardize, seed=seed

@@ -15,9 +15,10 @@ needs no download, so a teacher is any ``nn.Module`` mapping images ``(B, C, H, 
 - an import path ``"package.module:factory"`` (``factory`` may be a dotted attribute
   path), called with no arguments and returning the module. This is how a real teacher is
   plugged in, e.g. a module ``my_teachers.py`` on ``sys.path`` with
-  ``def dino(): ...`` and ``teacher="my_teachers:dino"``; :func:`disentkit_model_teacher`
-  turns a trained disentkit run (say, a β-VAE trained on the same data) into a teacher in one
-  line of such a factory.
+  ``def dino(): ...`` and ``teacher="my_teachers:dino"``;
+  :func:`disentkit.models.disentkit_model_teacher` turns a trained disentkit run (say, a
+  β-VAE trained on the same data) into a teacher in one line of such a factory (it wraps
+  the loaded model in :class:`ModelTeacher`).
 
 Teachers get images in ``[0, 1]`` at the dataset's size and channel count; each teacher
 resizes and converts channels itself (the reference resizes to 224 with nearest
@@ -56,9 +57,9 @@ from disentkit.registry import Registry
 __all__ = [
     "TEACHERS",
     "FrozenTeacher",
+    "ModelTeacher",
     "RandomConvTeacher",
     "build_teacher",
-    "disentkit_model_teacher",
     "register_teacher",
     "resolve_teacher",
 ]
@@ -263,8 +264,15 @@ def random_conv() -> nn.Module:
     return RandomConvTeacher(seed=0)
 
 
-class _ModelTeacher(nn.Module):
-    """A trained disentkit model's continuous encoding as teacher features."""
+class ModelTeacher(nn.Module):
+    """A trained disentkit model's continuous encoding as teacher features.
+
+    Features are ``encode(x).mean`` (the posterior mean of a VAE, the pre-quantization
+    encoder output of a quantized model) or ``encode(x).z``, flattened to ``(B, D_t)``.
+    Images are resized (bilinear) to the model's ``config.image_shape`` and converted to its
+    channel count. :func:`disentkit.models.disentkit_model_teacher` builds one from a saved
+    run.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -287,26 +295,3 @@ class _ModelTeacher(nn.Module):
         enc = self.model.encode(x)
         features = enc.mean if enc.mean is not None else enc.z
         return features.reshape(x.shape[0], -1)  # (B, D_t)
-
-
-def disentkit_model_teacher(path: str) -> nn.Module:
-    """A teacher from a trained disentkit run: its encoder's continuous output.
-
-    Loads ``path`` (a run directory or ``model.safetensors``) with
-    :func:`disentkit.train.load_model` and returns a module whose features are
-    ``encode(x).mean`` (the posterior mean of a VAE, the pre-quantization encoder output of a
-    quantized model) or ``encode(x).z``, flattened to ``(B, D_t)``. Images are resized
-    (bilinear) to the saved model's ``image_shape`` and converted to its channel count.
-
-    Use it inside a no-argument factory named by the ``teacher`` option::
-
-        # my_teachers.py
-        def shapes3d_vae():
-            return disentkit_model_teacher("runs/beta_vae-shapes3d-seed0")
-
-    Args:
-        path: the saved model.
-    """
-    from disentkit.train import load_model
-
-    return _ModelTeacher(load_model(path))

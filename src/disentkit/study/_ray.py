@@ -11,7 +11,7 @@ from typing import Any
 
 from ray import tune
 
-from disentkit.study.runner import StudyProgress, train_run
+from disentkit.study._trial import StudyProgress, train_run
 
 #: the live progress displays of this driver process, by key; a callback holds a key into
 #: this table, not the display itself (which holds locks and cannot be pickled)

@@ -30,13 +30,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from disentkit._atomic import write_json
+from disentkit.rundir import STATE_NAME
 from disentkit.study.spec import RunSpec
 from disentkit.train.config import RunConfig, parse_overrides
 
-__all__ = ["STATE_FILE", "normalise_overrides", "override_runs", "read_overrides",
+__all__ = ["STATE_NAME", "normalise_overrides", "override_runs", "read_overrides",
            "record_overrides"]
 
-STATE_FILE = "study_state.json"
 _FIXED = ("model", "data", "seed", "model.name", "data.name")
 """Run-config keys the spec's datasets, models and seeds decide."""
 
@@ -119,7 +119,7 @@ def override_runs(runs: Sequence[RunSpec], overrides: Iterable[str] | None) -> l
 
 def read_overrides(study_dir: str | os.PathLike[str]) -> list[str]:
     """The overrides recorded in a study directory (``[]`` when none were recorded)."""
-    path = Path(study_dir).expanduser() / STATE_FILE
+    path = Path(study_dir).expanduser() / STATE_NAME
     if not path.is_file():
         return []
     try:
@@ -146,7 +146,7 @@ def record_overrides(study_dir: str | os.PathLike[str], overrides: Iterable[str]
     """
     study = Path(study_dir).expanduser()
     given = normalise_overrides(overrides)
-    path = study / STATE_FILE
+    path = study / STATE_NAME
     if path.is_file() or (study / "runs").is_dir():
         recorded = read_overrides(study)
         if _as_dict(recorded) != _as_dict(given):

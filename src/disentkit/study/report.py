@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import math
 import os
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
+from disentkit._version import __version__
+from disentkit.rundir import (
+    FIGURES_DIR,
+    PAPER_CSV,
+    PAPER_MD,
+    REPORT_NAME,
+    SPEC_NAME,
+    RunDir,
+    paired_csv_name,
+)
 from disentkit.study.results import read_results
 from disentkit.study.tables import (
     higher_is_better,
@@ -77,12 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PAPER_CSV", "PAPER_MD", "REPORT_NAME", "paired_csv_name", "write_paper_tables",
            "write_study_report"]
 
-REPORT_NAME = "report.html"
-PAPER_CSV = "paper_table.csv"
-PAPER_MD = "paper_table.md"
 DEFAULT_REFERENCE = "qlae"
-FIGURES_DIR = "figures"
-SPEC_FILE = "study.yaml"
 _STATUSES = ("done", "failed", "pending")
 _REQUIRED = ("model", "status")
 _EXTRA_CSS = """
@@ -145,7 +149,7 @@ def _load(study: Path, results: Any) -> pd.DataFrame:
 
 
 def _study_name(study: Path) -> str:
-    spec = study / SPEC_FILE
+    spec = study / SPEC_NAME
     if spec.is_file():
         import yaml
 
@@ -236,8 +240,9 @@ def _traversal(study: Path, row: Any,
     run = study / rel
     png = run / FIGURES_DIR / "traversals.png"
     if not png.is_file():
-        if not (run / "model.safetensors").is_file():
-            return None, "no traversals: the run has no figures/traversals.png and no saved model"
+        if not RunDir(run).weights.is_file():
+            return None, (f"no traversals: the run has no {FIGURES_DIR}/traversals.png and no "
+                          "saved model")
         if progress is not None:
             progress(f"traversals {row['run_name']}")
         try:
@@ -449,17 +454,6 @@ def _traversals_section(
 
 
 # --------------------------------------------------------------------------- paper table
-
-
-def paired_csv_name(reference: str) -> str:
-    """File name of the paired comparison against ``reference``.
-
-    Example:
-        >>> paired_csv_name("qlae"), paired_csv_name("beta_vae (beta=4)")
-        ('paired_vs_qlae.csv', 'paired_vs_beta_vae_beta_4.csv')
-    """
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", reference).strip("_.") or "reference"
-    return f"paired_vs_{safe}.csv"
 
 
 def _paper_frames(
@@ -708,7 +702,6 @@ def write_study_report(
     scores = main_scores(table, metrics)
     rank_by = _primary(table, primary, scores)
     name = _study_name(study) if study.is_dir() else study.name
-    from disentkit import __version__
 
     paper, paired, ref = _paper_frames(table, metrics, reference, 0.95)
     written = _write_paper_files(study, table, name, paper, paired, ref, 0.95)

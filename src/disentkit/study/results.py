@@ -33,16 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from disentkit._atomic import atomic_write
+from disentkit.rundir import (
+    ATTEMPTS_NAME,
+    DONE_NAME,
+    FAILED_NAME,
+    RESULTS_CSV,
+    RESULTS_PARQUET,
+    RUNS_DIR,
+    SPEC_NAME,
+    RunDir,
+    StudyDir,
+    read_json_or_none,
+)
 from disentkit.study.overrides import override_runs, read_overrides
 from disentkit.study.spec import RunSpec, StudySpec, expand, run_name
 
-RUNS_DIR = "runs"
-SPEC_FILE = "study.yaml"
-DONE_FILE = "study_run.json"
-FAILED_FILE = "failed.json"
-ATTEMPTS_FILE = "attempts.jsonl"
-RESULTS_PARQUET = "results.parquet"
-RESULTS_CSV = "results.csv"
 STATUSES = ("done", "failed", "pending")
 #: the columns every row has, first, in this order
 IDENTITY_COLUMNS = ("model_num", "run_name", "run_dir", "status", "error", "attempts",
@@ -52,17 +57,18 @@ IDENTITY_COLUMNS = ("model_num", "run_name", "run_dir", "status", "error", "atte
 
 def run_dir(study_dir: str | os.PathLike[str], model_num: int) -> Path:
     """The run directory of run ``model_num`` in a study directory."""
-    return Path(study_dir) / RUNS_DIR / run_name(model_num)
+    return StudyDir(study_dir).runs / run_name(model_num)
 
 
 def is_done(path: Path) -> bool:
     """Whether the run in ``path`` finished: trained, evaluated and recorded."""
-    return (path / DONE_FILE).is_file() and (path / "metrics.json").is_file()
+    run = RunDir(path)
+    return run.done.is_file() and run.metrics.is_file()
 
 
 def read_attempts(path: Path) -> list[dict[str, Any]]:
     """The attempts recorded in ``path/attempts.jsonl`` (a torn last line is skipped)."""
-    file = path / ATTEMPTS_FILE
+    file = path / ATTEMPTS_NAME
     if not file.is_file():
         return []
     out = []
@@ -72,13 +78,6 @@ def read_attempts(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _flatten_scores(scores: dict[str, Any], row: dict[str, Any]) -> None:
@@ -114,9 +113,9 @@ def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
     row["config"] = json.dumps(run.config, sort_keys=True)
     for key, value in run.hparams.items():
         row[f"hp.{key}"] = value
-    done = _read_json(path / DONE_FILE) if is_done(path) else None
+    done = read_json_or_none(path / DONE_NAME) if is_done(path) else None
     if done is None:
-        failed = _read_json(path / FAILED_FILE)
+        failed = read_json_or_none(path / FAILED_NAME)
         if failed is not None:
             row["status"] = "failed"
             row["error"] = str(failed.get("error", ""))
@@ -124,7 +123,7 @@ def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
     row["status"] = "done"
     row["train_seconds"] = float(done.get("train_seconds", math.nan))
     row["eval_seconds"] = float(done.get("eval_seconds", math.nan))
-    metrics = _read_json(path / "metrics.json") or {}
+    metrics = read_json_or_none(RunDir(path).metrics) or {}
     reps = metrics.get("representations") or {}
     if reps:
         kind = next(iter(reps))
@@ -157,10 +156,10 @@ def collect(study_dir: str | os.PathLike[str], spec: StudySpec | None = None,
     study = Path(study_dir).expanduser()
     if runs is None:
         if spec is None:
-            spec_file = study / SPEC_FILE
+            spec_file = study / SPEC_NAME
             if not spec_file.is_file():
                 raise FileNotFoundError(
-                    f"{str(study)!r} is not a study directory (no {SPEC_FILE}); start one "
+                    f"{str(study)!r} is not a study directory (no {SPEC_NAME}); start one "
                     "with: disentkit study run SPEC --out DIR"
                 )
             spec = load_spec(spec_file)

@@ -30,30 +30,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import traceback
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from disentkit._atomic import atomic_write, write_json
+from disentkit._atomic import atomic_write
 from disentkit._lock import hold_directory
+from disentkit.rundir import StudyDir
+from disentkit.study._trial import StudyProgress, train_run
 from disentkit.study.overrides import (
     override_runs,
-    read_overrides,
     record_overrides,
 )
 from disentkit.study.results import (
-    ATTEMPTS_FILE,
-    DONE_FILE,
-    FAILED_FILE,
-    SPEC_FILE,
+    SPEC_NAME,
     collect,
     is_done,
-    read_attempts,
     run_dir,
     write_results,
 )
@@ -83,7 +77,7 @@ def init_study_dir(spec: StudySpec, out: str | os.PathLike[str] | None = None, *
 
     study = Path(out if out is not None else Path("studies") / spec.name).expanduser()
     study.mkdir(parents=True, exist_ok=True)
-    stored = study / SPEC_FILE
+    stored = study / SPEC_NAME
     if stored.is_file():
         previous = load_spec(stored).to_dict()
         if previous != spec.to_dict():
@@ -130,183 +124,6 @@ def check_datasets(runs: Iterable[Any]) -> None:
             raise ValueError(
                 f"dataset {name!r} with options {options} cannot be built ({which}): {exc}"
             ) from None
-
-
-# ------------------------------------------------------------------------- one run
-
-
-def _checkpoint_step(path: Path) -> int:
-    ckpt = path / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        return 0
-    with suppress(Exception):
-        from disentkit.train.checkpoint import load_checkpoint
-
-        return int(load_checkpoint(ckpt)["step"])
-    return 0
-
-
-def _append_line(file: Path, record: dict[str, Any]) -> None:
-    with open(file, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
-              progress: bool = False) -> dict[str, Any]:
-    """Train (or continue) and score run ``model_num`` of the study in ``study_dir``.
-
-    Does nothing but return the recorded summary when the run is already done.
-
-    Returns:
-        ``study_run.json``'s content: ``model_num``, ``train_seconds``, ``eval_seconds``,
-        ``attempts`` and the run's flat scores.
-
-    Raises:
-        whatever training or evaluation raised, after writing ``failed.json``.
-    """
-    from disentkit.train import RunConfig, evaluate_run, fit
-
-    study = Path(study_dir).expanduser()
-    spec = load_spec(study / SPEC_FILE)
-    runs = expand(spec)
-    (run,) = override_runs([runs[parse_model_nums(str(model_num), len(runs))[0]]],
-                           read_overrides(study))
-    path = run_dir(study, run.model_num)
-    if is_done(path):
-        return json.loads((path / DONE_FILE).read_text(encoding="utf-8"))
-    path.mkdir(parents=True, exist_ok=True)
-    previous = read_attempts(path)
-    attempt = {
-        "attempt": len(previous) + 1,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "start_step": _checkpoint_step(path),
-        "started_at": time.time(),
-    }
-    _append_line(path / ATTEMPTS_FILE, attempt)
-    cfg = RunConfig.from_dict(run.config)
-    tick = time.perf_counter()
-    stage = "training"
-    try:
-        fit(cfg, run_dir=path, resume=True, progress=progress)
-        trained = time.perf_counter()
-        stage = "evaluation"
-        result = evaluate_run(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
-                              mode=cfg.eval.mode, seed=cfg.eval.seed,
-                              batch_size=cfg.eval.batch_size,
-                              n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines,
-                              options=cfg.eval.options)
-        evaluated = time.perf_counter()
-    except BaseException as exc:
-        write_json(path / FAILED_FILE, {
-            "model_num": run.model_num,
-            "attempt": attempt["attempt"],
-            "stage": stage,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=20),
-            "failed_at": time.time(),
-        })
-        raise
-    earlier = sum(float(a.get("train_seconds", 0.0)) for a in previous)
-    reps = result.get("representations") or {}
-    scores = next(iter(reps.values()))["scores"] if reps else {}
-    summary = {
-        "model_num": run.model_num,
-        "run_name": run.name,
-        "train_seconds": earlier + (trained - tick),
-        "eval_seconds": evaluated - trained,
-        "attempts": attempt["attempt"],
-        "host": attempt["host"],
-        "finished_at": time.time(),
-        "scores": {k: v for k, v in scores.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)},
-    }
-    with suppress(FileNotFoundError):
-        (path / FAILED_FILE).unlink()
-    write_json(path / DONE_FILE, summary)
-    return summary
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@dataclass
-class _Counts:
-    total: int
-    done: int = 0
-    running: set[int] = field(default_factory=set)
-    failed: set[int] = field(default_factory=set)
-    retried: int = 0
-
-    def line(self) -> str:
-        text = (f"{self.done}/{self.total} done · {len(self.running)} running · "
-                f"{len(self.failed)} failed")
-        return text + (f" · {self.retried} retried" if self.retried else "")
-
-
-class StudyProgress:
-    """Runs done / running / failed, shown as a rich progress bar on stderr.
-
-    Used by both executors (the Ray executor drives it from a Tune callback in the
-    driver process). ``enabled=False`` keeps the counts without drawing anything.
-    """
-
-    def __init__(self, total: int, already_done: int, *, enabled: bool = True,
-                 label: str = "study") -> None:
-        self.counts = _Counts(total=total, done=already_done)
-        self._enabled = enabled
-        self._label = label
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> StudyProgress:
-        if self._enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from disentkit._console import _stderr
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                      TextColumn("{task.fields[counts]}"),
-                                      TimeElapsedColumn(), console=_stderr())
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self._label, total=self.counts.total,
-                                                 completed=self.counts.done,
-                                                 counts=self.counts.line())
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def _update(self) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=self.counts.done,
-                                  counts=self.counts.line())
-
-    def started(self, num: int) -> None:
-        self.counts.running.add(num)
-        self._update()
-
-    def finished(self, num: int) -> None:
-        self.counts.running.discard(num)
-        self.counts.failed.discard(num)
-        self.counts.done += 1
-        self._update()
-
-    def failed(self, num: int) -> None:
-        self.counts.running.discard(num)
-        self.counts.failed.add(num)
-        self._update()
-
-    def retried(self, num: int) -> None:
-        self.counts.retried += 1
-        self._update()
-
-    def note(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(text, style="dim", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------ study
@@ -496,7 +313,7 @@ def _run_ray(study: Path, spec: StudySpec, todo: list[int], resources: dict[str,
             ),
             run_config=tune.RunConfig(
                 name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-                storage_path=str((study / "ray").resolve()),
+                storage_path=str(StudyDir(study).ray.resolve()),
                 failure_config=tune.FailureConfig(max_failures=int(resources["max_retries"])),
                 callbacks=[_ray.ProgressCallback(key)],
                 verbose=0,

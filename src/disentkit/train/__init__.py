@@ -6,12 +6,17 @@
 - :func:`fit`: train and write a run directory (``config.json``, ``checkpoints/last.ckpt``,
   ``log/metrics.csv``, ``model.safetensors`` + ``model.json``); exact resume.
 - :func:`evaluate_run`: score a run's model, write ``metrics.json``.
-- :func:`load_model` / :func:`save_model`: weights as safetensors + JSON, never pickle.
+- :func:`load_model` / :func:`save_model` / :func:`read_model_info`: weights as safetensors +
+  JSON, never pickle. They live in :mod:`disentkit.models.saved` (also
+  ``disentkit.models.load_model``) and are reachable here too.
 
-Importing this package does not import torch or Lightning; calling these functions does.
+Importing this package does not import torch or Lightning; calling these functions does
+(and so does the first access to ``load_model``, ``save_model`` or ``read_model_info``,
+which imports the models).
 """
 
-from disentkit.train.checkpoint import load_model, read_model_info, save_model
+from typing import Any
+
 from disentkit.train.config import (
     EvalConfig,
     OptimizerConfig,
@@ -36,3 +41,15 @@ __all__ = [
     "resolve_config",
     "save_model",
 ]
+
+_SAVED_MODEL_NAMES = ("load_model", "read_model_info", "save_model")
+
+
+def __getattr__(name: str) -> Any:
+    # the saved-model functions belong to disentkit.models, which imports torch: resolved
+    # on first use so that importing disentkit.train stays light
+    if name in _SAVED_MODEL_NAMES:
+        from disentkit.models import saved
+
+        return getattr(saved, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

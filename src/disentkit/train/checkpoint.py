@@ -1,77 +1,49 @@
-"""Files of a run directory: atomic writes, the resume checkpoint, and shareable weights.
+"""The resume checkpoint of a run: ``checkpoints/last.ckpt`` (and ``previous.ckpt``).
 
-Two kinds of saved model, for two audiences:
+The trainer's full state (model, optimisers, mixed-precision scaler, RNG states, step) for
+resuming a run **on the machine that wrote it**. Written with ``torch.save`` and read with
+``torch.load(weights_only=True)`` (tensors, numbers, strings and containers only; no
+arbitrary objects are unpickled). The weights to share are another file for another
+audience: see :mod:`disentkit.models.saved`.
 
-- ``checkpoints/last.ckpt``: the trainer's full state (model, optimisers, mixed-precision
-  scaler, RNG states, step) for resuming a run **on the machine that wrote it**. Written
-  with ``torch.save`` and read with ``torch.load(weights_only=True)`` (tensors, numbers,
-  strings and containers only; no arbitrary objects are unpickled).
-- ``model.safetensors`` + ``model.json``: the weights to share and the recipe to rebuild
-  the model (registry name, model config, disentkit version, data set, step).
-  :func:`load_model` reads them with safetensors and JSON only, never pickle. The same JSON
-  is embedded in the safetensors header (metadata key ``"disentkit"``), so a lone
-  ``.safetensors`` file is enough.
-
-Every file is written atomically: to a temporary file in the same folder, flushed to disk,
-then moved over the target with ``os.replace``. A crash (or ``kill -9``) mid-write leaves
-the previous file intact and at most a stray ``.<name>.*.tmp`` file, which
-:func:`remove_stale_temporaries` deletes.
+A good checkpoint always exists. :func:`save_checkpoint` serialises and reads the state
+back in memory before anything reaches the disk, writes it atomically
+(:func:`disentkit._atomic.atomic_write`: a temporary file in the same folder, flushed,
+then moved over the target with ``os.replace``), and keeps the checkpoint it replaces as
+``previous.ckpt``. A crash, ``kill -9``, a full disk or an interrupted copy leaves at
+least one readable checkpoint (and at most a stray ``.<name>.*.tmp`` file, which
+:func:`~disentkit._atomic.remove_stale_temporaries` deletes);
+:func:`load_latest_checkpoint` falls back to the previous one.
 """
 
 from __future__ import annotations
 
 import errno
-import json
+import io
 import os
+import shutil
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from disentkit._atomic import (  # noqa: F401  (re-exported)
-    _fsync_dir,
-    _jsonable,
-    atomic_write,
-    remove_stale_temporaries,
-    write_json,
-)
-from disentkit._validation import about_file
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-    from disentkit.models import Model
+from disentkit._atomic import atomic_write
+from disentkit.rundir import PREVIOUS_CHECKPOINT_NAME, RunDir
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "MODEL_FORMAT",
+    "CHECKPOINT_VERSION",
     "CheckpointWriteError",
-    "atomic_write",
+    "checkpoint_step",
+    "has_checkpoint",
     "load_checkpoint",
     "load_latest_checkpoint",
-    "load_model",
-    "read_model_info",
-    "remove_stale_temporaries",
+    "previous_checkpoint",
     "save_checkpoint",
-    "save_model",
-    "write_json",
 ]
 
 CHECKPOINT_FORMAT = "disentkit-checkpoint"
-MODEL_FORMAT = "disentkit-model"
-FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-MODEL_JSON_NAME = "model.json"
-_METADATA_KEY = "disentkit"
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-PREVIOUS_NAME = "previous.ckpt"
+CHECKPOINT_VERSION = 1
 
 
 class CheckpointWriteError(ValueError):
@@ -80,7 +52,7 @@ class CheckpointWriteError(ValueError):
 
 def previous_checkpoint(path: str | os.PathLike[str]) -> Path:
     """Where :func:`save_checkpoint` keeps the checkpoint that ``path`` replaced."""
-    return Path(path).with_name(PREVIOUS_NAME)
+    return Path(path).with_name(PREVIOUS_CHECKPOINT_NAME)
 
 
 def _write_file(tmp: Path, data: bytes) -> None:
@@ -95,9 +67,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
     verified checkpoint reaches the disk. It is then written to a temporary file, flushed,
     and renamed over ``path``; just before that rename, the checkpoint being replaced is
     kept as ``previous.ckpt`` beside it (a hard link, or a copy where links are not
-    supported). A crash, a full disk or an interrupted copy therefore never leaves the run
-    without a readable checkpoint: :func:`load_latest_checkpoint` falls back to the
-    previous one.
+    supported).
 
     ``state`` must hold only what ``torch.load(weights_only=True)`` accepts: tensors,
     numbers, strings, ``None`` and lists/tuples/dicts of them.
@@ -106,13 +76,10 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
         CheckpointWriteError: (a ``ValueError``) the disk is full or the write failed; the
             message names the file and says which checkpoint is intact.
     """
-    import io
-    import shutil
-
     import torch
 
     target = Path(path)
-    payload = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **state}
+    payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **state}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -149,10 +116,10 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
 def _check_state(state: Any, p: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{str(p)!r} is not a disentkit checkpoint")
-    if state.get("format_version", 0) > FORMAT_VERSION:
+    if state.get("format_version", 0) > CHECKPOINT_VERSION:
         raise ValueError(
             f"{str(p)!r} was written by a newer disentkit (checkpoint format "
-            f"{state['format_version']}; this version reads up to {FORMAT_VERSION})"
+            f"{state['format_version']}; this version reads up to {CHECKPOINT_VERSION})"
         )
     return state
 
@@ -205,162 +172,22 @@ def load_latest_checkpoint(
     raise ValueError("no readable checkpoint: " + "; ".join(problems))
 
 
-# --------------------------------------------------------------------------- shareable weights
+def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run holds a resume checkpoint (``last.ckpt`` or ``previous.ckpt``)."""
+    path = RunDir(run_dir).checkpoint
+    return path.is_file() or previous_checkpoint(path).is_file()
 
 
-def _weights_path(path: Path) -> Path:
-    return path / WEIGHTS_NAME if path.is_dir() else path
+def checkpoint_step(run_dir: str | os.PathLike[str]) -> int:
+    """The step the run resumes from (its newest readable checkpoint's); 0 when it has none.
 
+    Raises:
+        ValueError: checkpoints exist but none can be read.
 
-def save_model(
-    model: torch.nn.Module,
-    path: str | os.PathLike[str],
-    info: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``model``'s weights to safetensors and its recipe to JSON, atomically.
-
-    Args:
-        model: a registered :class:`~disentkit.models.Model` (``name``, ``config_dict()``).
-        path: a run directory (``model.safetensors`` and ``model.json`` are written in it)
-            or a ``.safetensors`` file (the JSON goes beside it, same stem).
-        info: extra JSON-friendly fields for ``model.json`` (``data``, ``step``, ...).
-
-    Returns:
-        the path of the ``.safetensors`` file.
+    Example:
+        >>> checkpoint_step("no/such/run")
+        0
     """
-    from safetensors.torch import save_model as st_save_model
-
-    from disentkit import __version__
-
-    p = Path(path).expanduser()
-    weights = p if p.suffix == ".safetensors" else p / WEIGHTS_NAME
-    name = getattr(model, "name", "")
-    if not name:
-        raise ValueError(
-            f"save_model needs a registered model (with a registry name); received "
-            f"{type(model).__name__}"
-        )
-    record = {
-        "format": MODEL_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": name,
-        "config": model.config_dict(),
-        "representation_kinds": list(getattr(model, "representation_kinds", ())),
-        "disentkit_version": __version__,
-        **(info or {}),
-    }
-    record = _jsonable(record)
-    metadata = {_METADATA_KEY: json.dumps(record, allow_nan=False)}
-    atomic_write(weights, lambda tmp: st_save_model(model, str(tmp), metadata=dict(metadata)))
-    write_json(weights.with_suffix(".json"), record)
-    return weights
-
-
-def read_model_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``model.json`` record of a run directory, ``.safetensors`` or ``.json`` file.
-
-    Reads the JSON file beside the weights, else the copy in the safetensors header.
-    """
-    p = Path(path).expanduser()
-    if p.is_dir():
-        p = p / WEIGHTS_NAME
-    json_path = p if p.suffix == ".json" else p.with_suffix(".json")
-    if json_path.is_file():
-        try:
-            record = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read {str(json_path)!r}: {exc}") from None
-    elif p.is_file():
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(p), framework="pt") as fh:
-                meta = fh.metadata() or {}
-        except Exception as exc:  # safetensors raises its own error types
-            raise ValueError(f"cannot read {str(p)!r} as safetensors: {exc}") from None
-        if _METADATA_KEY not in meta:
-            raise ValueError(
-                f"{str(p)!r} carries no disentkit model record and no {json_path.name} lies "
-                "beside it"
-            )
-        record = json.loads(meta[_METADATA_KEY])
-    else:
-        raise FileNotFoundError(
-            f"no saved model at {str(Path(path))!r} (expected {WEIGHTS_NAME} and "
-            f"{MODEL_JSON_NAME}; a run writes them when training ends)"
-        )
-    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{str(json_path)!r} is not a disentkit model record")
-    return record
-
-
-def load_model(path: str | os.PathLike[str], *, device: Any = None) -> Model:
-    """Rebuild a saved model: registry name + config from JSON, weights from safetensors.
-
-    Nothing is unpickled, so a model file from elsewhere cannot run code.
-
-    Args:
-        path: a run directory, its ``model.safetensors`` or its ``model.json``.
-        device: where to put the model (default: CPU).
-
-    Returns:
-        the model in eval mode.
-    """
-    import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_model as st_load_model
-
-    from disentkit.models import MODELS, build_model
-    from disentkit.train.config import coerce_options
-
-    p = Path(path).expanduser()
-    record = read_model_info(p)
-    if p.is_dir():
-        weights = p / WEIGHTS_NAME
-    elif p.suffix == ".json":
-        weights = p.with_suffix(".safetensors")
-    else:
-        weights = p
-    if not weights.is_file():
-        raise FileNotFoundError(f"weights file {str(weights)!r} is missing")
-    try:  # the tensors' names and shapes, from the header alone
-        with safe_open(str(weights), framework="pt") as fh:
-            stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-    except Exception as exc:  # safetensors' own error type: a truncated or damaged file
-        raise ValueError(
-            f"{str(weights)!r} is not a readable safetensors file ({exc}); it is damaged or "
-            "incomplete"
-        ) from None
-    with about_file(weights.with_suffix(".json")):
-        name = record.get("model")
-        if not isinstance(name, str):
-            raise ValueError(f"'model' must be a model registry name; received {name!r}")
-        info = MODELS[name]
-        options = coerce_options(info.config_cls, record.get("config", {}),
-                                 where=f"model {name!r}")
-        # Check the configured shapes against the file before allocating anything: a wrong
-        # width in model.json must not try to allocate terabytes.
-        try:
-            with torch.device("meta"):
-                skeleton = build_model(name, **options)
-        except RuntimeError as exc:  # e.g. a width too large to address
-            raise ValueError(f"cannot build model {name!r} as configured: {exc}") from None
-        for key, tensor in skeleton.state_dict().items():
-            if key in stored and tuple(tensor.shape) != stored[key]:
-                raise ValueError(
-                    f"the model it configures does not match {weights.name}: tensor {key!r} "
-                    f"is {list(stored[key])} in the file and {list(tensor.shape)} in the model"
-                )
-        del skeleton
-        model = build_model(name, **options)
-    try:
-        st_load_model(model, str(weights), strict=True, device="cpu")
-    except Exception as exc:  # missing or unexpected tensors
-        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise ValueError(
-            f"{str(weights)!r} does not match model {name!r} as its model.json configures it: "
-            f"{detail}"
-        ) from None
-    if device is not None:
-        model.to(device)
-    return model.eval()
+    if not has_checkpoint(run_dir):
+        return 0
+    return int(load_latest_checkpoint(RunDir(run_dir).checkpoint)[0]["step"])

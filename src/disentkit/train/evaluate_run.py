@@ -35,7 +35,6 @@ under ``inference_mode`` with torch's RNG forked and seeded) and
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,15 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from disentkit._atomic import jsonable, write_json
 from disentkit._validation import about_file
 from disentkit.metrics import METRICS
-from disentkit.train.checkpoint import (
-    MODEL_JSON_NAME,
-    _jsonable,
-    load_model,
-    read_model_info,
-    write_json,
-)
+from disentkit.rundir import CONFIG_NAME, METRICS_NAME, MODEL_JSON_NAME, RunDir, read_json
 
 __all__ = [
     "METRICS_NAME",
@@ -64,7 +58,6 @@ __all__ = [
     "representation_options",
 ]
 
-METRICS_NAME = "metrics.json"
 SCORED_KINDS = ("mean", "sampled", "quantized", "indices")
 #: representation kinds whose latents are labels (codebook indices), scored with each
 #: metric's registered ``index_options``
@@ -178,11 +171,12 @@ def extract_representations(
 def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if record.get("data"):
         return str(record["data"]), dict(record.get("data_options") or {})
-    config_path = run_dir / "config.json"
+    config_path = RunDir(run_dir).config
     if config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = read_json(config_path)
         return str(config["data"]), dict(config.get("data_options") or {})
-    raise ValueError(f"{str(run_dir)!r}: neither model.json nor config.json names the dataset")
+    raise ValueError(f"{str(run_dir)!r}: neither {MODEL_JSON_NAME} nor {CONFIG_NAME} names the "
+                     "dataset")
 
 
 def evaluate_run(
@@ -228,16 +222,11 @@ def evaluate_run(
     """
     import torch
 
-    from disentkit import __version__
+    from disentkit._version import __version__
     from disentkit.data import get_dataset
     from disentkit.data.torch import to_float
-    from disentkit.metrics import (
-        METRICS,
-        active_latents,
-        check_metric_options,
-        default_suite,
-        evaluate,
-    )
+    from disentkit.metrics import active_latents, check_metric_options, default_suite, evaluate
+    from disentkit.models.saved import load_model, read_model_info
 
     start = time.perf_counter()
     path = Path(run_dir).expanduser()
@@ -376,4 +365,4 @@ def evaluate_run(
     }
     payload["seconds"] = time.perf_counter() - start
     write_json(path / METRICS_NAME, payload)
-    return _jsonable(payload)
+    return jsonable(payload)

@@ -75,16 +75,22 @@ from typing import Any
 
 import numpy as np
 
+from disentkit._atomic import atomic_write, remove_stale_temporaries, write_json
 from disentkit._lock import hold_directory
 from disentkit._validation import DisentkitWarning, about_file
+from disentkit.rundir import (
+    CHECKPOINT_PATH,
+    CONFIG_NAME,
+    DEFAULT_RUNS_ROOT,
+    LOG_DIR,
+    METRICS_CSV,
+    read_json,
+)
 from disentkit.train.checkpoint import (
-    atomic_write,
+    checkpoint_step,
+    has_checkpoint,
     load_latest_checkpoint,
-    previous_checkpoint,
-    remove_stale_temporaries,
     save_checkpoint,
-    save_model,
-    write_json,
 )
 from disentkit.train.config import EVERY_METRICS, RunConfig, build_config, resolve_config
 from disentkit.train.evaluate_run import (
@@ -95,9 +101,6 @@ from disentkit.train.evaluate_run import (
 
 __all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "EVAL_PREFIX", "EVERY_METRICS", "fit"]
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_PATH = Path("checkpoints") / "last.ckpt"
-METRICS_CSV = Path("log") / "metrics.csv"
 DEFAULT_LR = 1e-3
 #: metrics scored during training when ``eval.every_metrics`` is None
 #: prefix of the ``log/metrics.csv`` columns of scores during training
@@ -119,7 +122,7 @@ _LOGGER_PACKAGES = {
 
 
 def _default_run_dir(config: RunConfig) -> Path:
-    base = Path("runs") / f"{config.model}-{config.data}-seed{config.seed}"
+    base = Path(DEFAULT_RUNS_ROOT) / f"{config.model}-{config.data}-seed{config.seed}"
     candidate, n = base, 1
     while candidate.exists():
         n += 1
@@ -150,13 +153,13 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
         run_dir = _default_run_dir(config)
     run_dir = Path(run_dir).expanduser()
     config_path = run_dir / CONFIG_NAME
-    if resume and not config_path.is_file() and (run_dir / CHECKPOINT_PATH).exists():
+    if resume and not config_path.is_file() and has_checkpoint(run_dir):
         raise ValueError(
             f"cannot resume {str(run_dir)!r}: it holds a checkpoint but no {CONFIG_NAME}"
         )
     if resume and config_path.is_file():
         with about_file(config_path):
-            saved = RunConfig.from_dict(_read_json(config_path))
+            saved = RunConfig.from_dict(read_json(config_path))
         diffs = _config_differences(saved, config)
         if diffs:
             raise ValueError(
@@ -164,12 +167,12 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
                 + "; ".join(diffs)
                 + f"); only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume"
             )
-        if config.steps < _checkpoint_step(run_dir):
+        if config.steps < checkpoint_step(run_dir):
             raise ValueError(
                 f"cannot resume {str(run_dir)!r} with steps={config.steps}: its checkpoint "
-                f"is at step {_checkpoint_step(run_dir)} already"
+                f"is at step {checkpoint_step(run_dir)} already"
             )
-    elif config_path.exists() or (run_dir / CHECKPOINT_PATH).exists():
+    elif config_path.exists() or has_checkpoint(run_dir):
         raise ValueError(
             f"run directory {str(run_dir)!r} already holds a run; continue it with --resume "
             "(resume=True) or choose another --run-dir"
@@ -177,20 +180,6 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(config_path, config.to_dict())
     return run_dir
-
-
-def _checkpoint_step(run_dir: Path) -> int:
-    path = run_dir / CHECKPOINT_PATH
-    if not (path.is_file() or previous_checkpoint(path).is_file()):
-        return 0
-    return int(load_latest_checkpoint(path)[0]["step"])
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {str(path)!r}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- optimisers
@@ -399,19 +388,19 @@ def _external_loggers(names: Sequence[str], run_dir: Path, config: RunConfig) ->
         if name == "tensorboard":
             from lightning.fabric.loggers import TensorBoardLogger
 
-            out.append(TensorBoardLogger(root_dir=str(run_dir / "log"), name="tensorboard",
+            out.append(TensorBoardLogger(root_dir=str(run_dir / LOG_DIR), name="tensorboard",
                                          version=""))
         elif name == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
 
-            uri = (run_dir / "log" / "mlruns").resolve().as_uri()
+            uri = (run_dir / LOG_DIR / "mlruns").resolve().as_uri()
             out.append(MLFlowLogger(experiment_name="disentkit", run_name=run_dir.name,
                                     tracking_uri=uri))
         elif name == "wandb":
             from lightning.pytorch.loggers import WandbLogger
 
             out.append(WandbLogger(project="disentkit", name=run_dir.name,
-                                   save_dir=str(run_dir / "log")))
+                                   save_dir=str(run_dir / LOG_DIR)))
     for logger in out:
         logger.log_hyperparams(_flatten(config.to_dict()))
     return out
@@ -635,6 +624,8 @@ def _train(
 ) -> Path:
     import torch
 
+    from disentkit.models.saved import save_model
+
     rank, world = fabric.global_rank, fabric.world_size
     ckpt_path = path / CHECKPOINT_PATH
     torch.manual_seed(cfg.seed if rank == 0 else _rank_seed(cfg.seed, rank))
@@ -661,7 +652,7 @@ def _train(
 
     start = 0
     fallback_note = ""
-    if resume and (ckpt_path.is_file() or previous_checkpoint(ckpt_path).is_file()):
+    if resume and has_checkpoint(path):
         state, read_from, problems = load_latest_checkpoint(ckpt_path)
         if problems:
             fallback_note = (f"{'; '.join(problems)}: resuming from {read_from.name} "

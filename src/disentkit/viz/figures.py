@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from disentkit._validation import check_positive_int
+from disentkit.rundir import METRICS_NAME, RunDir, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -222,12 +222,12 @@ def score_table(
             return {}, {}, {}
         name = representation or next(iter(reps))
         if name not in reps:
-            raise ValueError(f"no representation {name!r} in metrics.json; found {list(reps)}")
+            raise ValueError(f"no representation {name!r} in {METRICS_NAME}; found {list(reps)}")
         section = reps[name].get("metrics") or {}
     elif "metrics" in payload:
         section = payload["metrics"] or {}
     else:
-        raise ValueError("expected Evaluation.to_json() (a 'metrics' section) or metrics.json "
+        raise ValueError(f"expected Evaluation.to_json() (a 'metrics' section) or {METRICS_NAME} "
                          f"('representations'); received keys {sorted(payload)[:8]}")
     scores: dict[str, float] = {}
     intervals: dict[str, tuple[float, float]] = {}
@@ -654,7 +654,8 @@ def render_run_figures(
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory at {str(run)!r}")
     n_images = check_positive_int(n_images, "n_images")
-    out = run / "figures"
+    layout = RunDir(run)
+    out = layout.figures
     written: dict[str, Path] = {}
 
     def step(label: str) -> None:
@@ -665,15 +666,15 @@ def render_run_figures(
         written[name] = save_figure(fig, out / f"{name}.png")
 
     metrics = None
-    if (run / "metrics.json").is_file():
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    if layout.metrics.is_file():
+        metrics = read_json(layout.metrics)
     factor_names = None
     if metrics is not None:
         factor_names = (metrics.get("dataset") or {}).get("factor_names")
 
-    if (run / "model.safetensors").is_file():
+    if layout.weights.is_file():
         from disentkit.metrics import compare_mean_sampled
-        from disentkit.train import load_model, read_model_info
+        from disentkit.models.saved import load_model, read_model_info
         from disentkit.train.evaluate_run import _run_data
 
         data_name, data_options = _run_data(run, read_model_info(run))
@@ -740,7 +741,7 @@ def render_run_figures(
             if per_factor is not None:
                 put(f"factor_scores_{kind}", per_factor)
 
-    csv_path = run / "log" / "metrics.csv"
+    csv_path = layout.metrics_csv
     if csv_path.is_file():
         step("training curves")
         try:

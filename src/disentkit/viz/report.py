@@ -25,11 +25,21 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
+from disentkit._version import __version__
+from disentkit.rundir import (
+    CONFIG_NAME,
+    FIGURES_DIR,
+    METRICS_NAME,
+    MODEL_JSON_NAME,
+    REPORT_NAME,
+    RunDir,
+    read_json,
+)
 
 __all__ = ["REPORT_NAME", "write_report"]
 
-REPORT_NAME = "report.html"
 #: File signatures of the images a report embeds, with their MIME types.
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
                 (b"GIF89a", "image/gif"))
@@ -83,18 +93,6 @@ p.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"could not read {str(path)!r}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{str(path)!r} should hold a JSON object; found {type(data).__name__}")
-    return data
-
-
 def _image_mime(data: bytes) -> str | None:
     for magic, mime in _IMAGE_TYPES:
         if data.startswith(magic):
@@ -131,7 +129,7 @@ def _figure_order(path: Path) -> tuple[int, str, bool]:
 
 
 def _figure_files(run_dir: Path) -> list[Path]:
-    folder = run_dir / "figures"
+    folder = RunDir(run_dir).figures
     if not folder.is_dir():
         return []
     files = [p for p in folder.iterdir()
@@ -145,7 +143,7 @@ def _render_figures(run_dir: Path, progress: Callable[[str], None] | None) -> st
         from disentkit.viz.figures import render_run_figures
     except ImportError as exc:
         return f"figures were not rendered: disentkit.viz.figures is unavailable ({exc})"
-    if not (run_dir / "model.safetensors").is_file():
+    if not RunDir(run_dir).weights.is_file():
         return "figures were not rendered: the run has no saved model yet"
     try:
         render_run_figures(run_dir, progress=progress)
@@ -212,14 +210,14 @@ def _page(title: str, heading: str, about: list[str], sections: list[str],
 
 def _config_section(config: Mapping[str, Any] | None) -> str:
     if config is None:
-        return "<h2>Configuration</h2>\n<p>No <code>config.json</code> in this run.</p>"
+        return f"<h2>Configuration</h2>\n<p>No <code>{CONFIG_NAME}</code> in this run.</p>"
     rows = "\n".join(
         f"<tr><td><code>{_e(k)}</code></td><td><code>{_e(json.dumps(v))}</code></td></tr>"
         for k, v in _flatten(config)
     )
     return (
         "<h2>Configuration</h2>\n<details open>\n<summary>Resolved config "
-        "(<code>config.json</code>, every default written out)</summary>\n"
+        f"(<code>{CONFIG_NAME}</code>, every default written out)</summary>\n"
         f"<table>\n<tr><th>key</th><th>value</th></tr>\n{rows}\n</table>\n</details>"
     )
 
@@ -251,7 +249,7 @@ def _scores_section(metrics: Mapping[str, Any] | None, run_name: str) -> str:
                 f"<code>disentkit evaluate {_e(run_name)}</code> to score this run.</p>")
     reps = metrics.get("representations") or {}
     if not isinstance(reps, Mapping) or not reps:
-        return f"{head}\n<p class=\"note\"><code>metrics.json</code> holds no scores.</p>"
+        return f"{head}\n<p class=\"note\"><code>{METRICS_NAME}</code> holds no scores.</p>"
     table: list[tuple[str, dict[str, Any]]] = []
     for kind, entry in reps.items():
         scores = entry.get("scores", {}) if isinstance(entry, Mapping) else {}
@@ -285,7 +283,7 @@ def _scores_section(metrics: Mapping[str, Any] | None, run_name: str) -> str:
         about.append(f"model at step {_num(step)}")
     meta = f"<p class=\"meta\">{_e(', '.join(about))}</p>" if about else ""
     if not table:
-        lines = ["<p class=\"note\"><code>metrics.json</code> holds no scores.</p>"]
+        lines = [f"<p class=\"note\"><code>{METRICS_NAME}</code> holds no scores.</p>"]
     return "\n".join([head, meta, *lines, _reconstruction(metrics), _active(metrics)])
 
 
@@ -343,11 +341,11 @@ def _figures_section(files: list[Path], note: str | None) -> str:
         pixels = " class=\"pixels\"" if scale > 1 else ""
         parts.append(f"<figure id=\"fig-{_e(path.stem)}\">\n<img src=\"{uri}\"{size}{pixels} "
                      f"alt=\"{_e(caption)}\">\n<figcaption>{_e(caption)} "
-                     f"<span class=\"dim\">(<code>figures/{_e(path.name)}</code>)</span>"
+                     f"<span class=\"dim\">(<code>{FIGURES_DIR}/{_e(path.name)}</code>)</span>"
                      "</figcaption>\n</figure>")
         shown += 1
     if not shown and not note:
-        parts.append("<p>No figures in <code>figures/</code>.</p>")
+        parts.append(f"<p>No figures in <code>{FIGURES_DIR}/</code>.</p>")
     return "\n".join(parts)
 
 
@@ -390,14 +388,14 @@ def write_report(
     path = Path(run_dir).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"no run directory at {str(run_dir)!r}")
-    config_path, model_path = path / "config.json", path / "model.json"
+    run = RunDir(path)
+    config_path, model_path = run.config, run.model_json
     if not config_path.is_file() and not model_path.is_file():
         raise ValueError(f"{str(run_dir)!r} is not a run directory: it holds neither "
-                         "config.json nor model.json")
-    config = _read_json(config_path) if config_path.is_file() else None
-    info = _read_json(model_path) if model_path.is_file() else {}
-    metrics_path = path / "metrics.json"
-    metrics = _read_json(metrics_path) if metrics_path.is_file() else None
+                         f"{CONFIG_NAME} nor {MODEL_JSON_NAME}")
+    config = read_json(config_path) if config_path.is_file() else None
+    info = read_json(model_path) if model_path.is_file() else {}
+    metrics = read_json(run.metrics) if run.metrics.is_file() else None
 
     note = None
     if render_figures:
@@ -410,8 +408,6 @@ def write_report(
     model = (config or {}).get("model") or info.get("model") or "unknown model"
     data = (config or {}).get("data") or info.get("data") or "unknown dataset"
     name = path.resolve().name
-    from disentkit import __version__
-
     about = [f"run <code>{_e(name)}</code>"]
     step = info.get("step")
     if step is not None:
@@ -423,6 +419,5 @@ def write_report(
         _figures_section(_figure_files(path), note),
         _config_section(config),
     ])
-    from disentkit._atomic import atomic_write
 
     return atomic_write(path / REPORT_NAME, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -12,20 +12,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.text import Text
+
+from disentkit._console import error, stderr, stdout
+from disentkit.cli._common import reported_warnings, run_errors
+from disentkit.rundir import FIGURES_DIR
 
 __all__ = ["report_command", "run_report"]
 
 
 def run_report(run_dir: Path, *, figures: bool = True) -> Path:
     """Write ``run_dir/report.html`` with progress on stderr; print where it is on stdout."""
-    from rich.markup import escape
-    from rich.text import Text
-
-    from disentkit.cli import _reported_warnings, _stderr, _stdout
     from disentkit.viz.report import write_report
 
-    err, out = _stderr(), _stdout()
-    with _reported_warnings(err):
+    err, out = stderr(), stdout()
+    with reported_warnings(err):
         if err.is_terminal:
             with err.status("writing the report") as status:
                 path = write_report(
@@ -50,19 +52,16 @@ def report_command(
         bool,
         typer.Option("--figures/--no-figures",
                      help="Render the run's figures first (--no-figures: embed those already "
-                     "in RUN/figures)."),
+                     f"in RUN/{FIGURES_DIR})."),
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Write RUN/report.html: config, scores and figures on one self-contained page."""
-    from disentkit.cli import _error
-    from disentkit.cli_train import _errors
-
-    with _errors(debug):
+    with run_errors(debug):
         try:
             run_report(run, figures=figures)
-        except OSError as exc:  # FileNotFoundError is handled by _errors
+        except OSError as exc:  # FileNotFoundError is handled by run_errors
             if debug or isinstance(exc, FileNotFoundError):
                 raise
-            _error(f"could not write the report of {str(run)!r}: {exc}")
+            error(f"could not write the report of {str(run)!r}: {exc}")
             raise typer.Exit(2) from None

@@ -28,7 +28,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from disentkit._console import _error, _stderr, _stdout
+from disentkit._console import error, stderr, stdout
+from disentkit.cli._common import DEBUG_HINT
+from disentkit.rundir import FAILED_NAME, REPORT_NAME, RESULTS_CSV, RUNS_DIR, StudyDir
 
 __all__ = ["study_app"]
 
@@ -61,7 +63,7 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        _error(str(message) or type(exc).__name__, " (run with --debug for the traceback)")
+        error(str(message) or type(exc).__name__, DEBUG_HINT)
         raise typer.Exit(2) from None
 
 
@@ -143,7 +145,7 @@ def run_command(
         "other keys as in `disentkit train --set`); repeatable. Recorded in the study "
         "directory.", show_default=False)] = None,
     report: Annotated[bool, typer.Option("--report/--no-report",
-                      help="Write the study's report.html at the end.")] = True,
+                      help=f"Write the study's {REPORT_NAME} at the end.")] = True,
     debug: Debug = False,
 ) -> None:
     """Run the runs of a study spec that are not done yet (a finished run is never redone).
@@ -151,7 +153,7 @@ def run_command(
     A failed or killed run is retried and continues from its last checkpoint. Results go
     to DIR/results.parquet and DIR/results.csv, the page to DIR/report.html.
     """
-    err, stdout = _stderr(), _stdout()
+    err, console = stderr(), stdout()
     with _errors(debug):
         from disentkit.study import run_study
 
@@ -162,20 +164,20 @@ def run_command(
                             overrides=overrides)
         study = outcome.study_dir
         if outcome.selected:
-            stdout.print(_results_table(outcome.results, list(outcome.selected)))
+            console.print(_results_table(outcome.results, list(outcome.selected)))
         done, failed = outcome.count("done"), outcome.count("failed")
         pending = outcome.count("pending")
         summary = (f"{done} done, {failed} failed, {pending} pending of "
                    f"{len(outcome.selected)} selected runs ({len(outcome.ran)} run now, "
                    f"{len(outcome.skipped)} already done)")
-        stdout.print(summary, soft_wrap=True)
-        stdout.print(f"Results: {(study / 'results.parquet').resolve()} (and results.csv)",
-                     soft_wrap=True)
+        console.print(summary, soft_wrap=True)
+        console.print(f"Results: {StudyDir(study).results_parquet.resolve()} (and {RESULTS_CSV})",
+                      soft_wrap=True)
         if report:
             _write_report(study)
         if failed:
             err.print(Text(f"{failed} run(s) failed; their errors are in the table and in "
-                           f"runs/run-NNNNN/failed.json. Running the same command again "
+                           f"{RUNS_DIR}/run-NNNNN/{FAILED_NAME}. Running the same command again "
                            "retries them.", style="yellow"), soft_wrap=True)
             raise typer.Exit(1)
 
@@ -183,11 +185,11 @@ def run_command(
 def _write_report(study: Path, **options: Any) -> Path:
     from disentkit.study import write_study_report
 
-    err = _stderr()
+    err = stderr()
     with err.status("writing the study report") as status:
         path = write_study_report(study, progress=lambda label: status.update(label),
                                   **options)
-    _stdout().print(f"Report: {Path(path).resolve()}", soft_wrap=True)
+    stdout().print(f"Report: {Path(path).resolve()}", soft_wrap=True)
     return Path(path)
 
 
@@ -202,7 +204,7 @@ def list_command(
     debug: Debug = False,
 ) -> None:
     """List the runs of a spec with their numbers (what --model-num selects)."""
-    stdout = _stdout()
+    out = stdout()
     with _errors(debug):
         from disentkit.study import expand, load_spec, parse_model_nums
 
@@ -217,23 +219,23 @@ def list_command(
                  "model": r.model, "seed": r.seed, "hparams": r.hparams, "config": r.config}
                 for r in picked], indent=2))
             return
-        stdout.print(_runs_table(picked, f"{len(picked)} of {len(runs)} runs"))
+        out.print(_runs_table(picked, f"{len(picked)} of {len(runs)} runs"))
 
 
 @study_app.command("collect")
 def collect_command(study_dir: DirArg, debug: Debug = False) -> None:
     """Rebuild DIR/results.parquet and results.csv from the run directories."""
-    stdout = _stdout()
+    out = stdout()
     with _errors(debug):
         from disentkit.study import collect, write_results
 
         frame = collect(study_dir)
         parquet, _ = write_results(study_dir, frame)
-        stdout.print(_results_table(frame))
+        out.print(_results_table(frame))
         counts = frame["status"].value_counts().to_dict()
-        stdout.print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "pending")),
+        out.print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "pending")),
                      soft_wrap=True)
-        stdout.print(f"Results: {parquet.resolve()} (and results.csv)", soft_wrap=True)
+        out.print(f"Results: {parquet.resolve()} (and {RESULTS_CSV})", soft_wrap=True)
 
 
 @study_app.command("report")
@@ -256,7 +258,8 @@ def report_command(
     per model."""
     with _errors(debug):
         study = Path(study_dir)
-        if not (study / "results.parquet").is_file() and (study / "study.yaml").is_file():
+        layout = StudyDir(study)
+        if not layout.results_parquet.is_file() and layout.spec.is_file():
             from disentkit.study import collect, write_results
 
             write_results(study, collect(study))

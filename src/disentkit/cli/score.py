@@ -1,4 +1,5 @@
-"""The ``disentkit`` command line.
+"""``disentkit score``, ``disentkit metrics`` and ``disentkit demo``: the metric suite on
+arrays, the metric registry, and the suite on a built-in example.
 
 Commands:
 
@@ -18,11 +19,9 @@ import json
 import math
 import re
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,73 +37,21 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from disentkit import __version__
-from disentkit._atomic import _jsonable, write_json
-from disentkit._console import _error, _stderr, _stdout
+from disentkit._atomic import jsonable, write_json
+from disentkit._console import error, stderr, stdout
 from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
-from disentkit._validation import DisentkitWarning
-from disentkit.cli_data import data_app
-from disentkit.cli_report import report_command
-from disentkit.cli_study import study_app
-from disentkit.cli_train import evaluate_command, train_command
-from disentkit.io import InputError, _read_pair
+from disentkit._version import __version__
+from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, user_errors
+from disentkit.io import _read_pair
 from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
 
-__all__ = ["app", "main", "parse_metric_list", "parse_options"]
+__all__ = ["demo", "list_metrics", "parse_options", "score"]
 
-Mode = Literal["reference", "fast"]
 #: Baseline columns, in the order shown.
 _BASELINE_ORDER = ("random", "ground_truth")
-_DEBUG_HINT = " (run with --debug for the traceback)"
-
-app = typer.Typer(
-    name="disentkit",
-    help="Learn, measure and look at disentangled representations.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
-app.add_typer(data_app, name="data")
-app.add_typer(study_app, name="study")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def _user_errors(debug: bool) -> Iterator[None]:
-    """Turn bad input (``ValueError``/``TypeError``) into one red paragraph and exit code 2."""
-    try:
-        yield
-    except (ValueError, TypeError) as exc:
-        if debug:
-            raise
-        hint = "" if isinstance(exc, InputError) else _DEBUG_HINT
-        _error(str(exc) or type(exc).__name__, hint)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def _reported_warnings(console: Console) -> Iterator[None]:
-    """Show warnings raised inside the block once each, as short yellow lines."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DisentkitWarning)
-        try:
-            yield
-        finally:
-            seen: set[str] = set()
-            for w in caught:
-                message = str(w.message)
-                if message in seen:
-                    continue
-                seen.add(message)
-                prefix = "" if issubclass(w.category, DisentkitWarning) else (
-                    f"{w.category.__name__}: "
-                )
-                console.print(
-                    Text.assemble(("warning: ", "bold yellow"), (prefix + message, "yellow")),
-                    soft_wrap=True,
-                )
 
 
 class _Reporter:
@@ -195,33 +142,6 @@ def parse_options(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def parse_metric_list(text: str | None) -> list[str] | None:
-    """Parse ``--metrics``: comma-separated registry names, or ``all`` for every array metric.
-
-    Returns ``None`` (the default suite) when ``text`` is ``None``. Unknown names raise a
-    ``ValueError`` listing the known ones.
-
-    Example:
-        >>> parse_metric_list("mig, mig")
-        ['mig']
-    """
-    if text is None:
-        return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if names == ["all"]:
-        return [name for name, info in METRICS.items() if info.kind == "array"]
-    if not names:
-        raise ValueError(
-            f"--metrics must name at least one metric; known metrics: {', '.join(METRICS)}"
-        )
-    for name in names:
-        METRICS[name]  # raises, listing the known metrics
-    return list(dict.fromkeys(names))
-
-
-
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -299,25 +219,6 @@ def _score_table(evaluation: Evaluation) -> Table:
 # --------------------------------------------------------------------------- commands
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"disentkit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Learn, measure and look at disentangled representations."""
-
-
-@app.command()
 def score(
     latents: Annotated[
         Path,
@@ -399,14 +300,14 @@ def score(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score a representation stored in array files with the metric suite."""
-    err = _stderr()
-    with _user_errors(debug):
+    err = stderr()
+    with user_errors(debug):
         pair = _read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key)
         names = parse_metric_list(metrics) or default_suite()
         overrides = parse_options(option)
         wanted = list(_BASELINE_ORDER) if baselines else []
         total = len(names) * (1 + max(n_bootstrap, 0) + len(wanted))
-        with _reported_warnings(err), _Reporter(err, total, n_bootstrap) as reporter:
+        with reported_warnings(err), _Reporter(err, total, n_bootstrap) as reporter:
             evaluation = evaluate(
                 pair.latents,
                 pair.factors,
@@ -425,7 +326,7 @@ def score(
             Text(f"scored {len(names)} metric(s) in {reporter.seconds:.1f} s", style="dim"),
             soft_wrap=True,
         )
-    _stdout().print(_score_table(evaluation))
+    stdout().print(_score_table(evaluation))
     if json_path is None:
         return
     digests: dict[Path, str] = {}
@@ -459,12 +360,11 @@ def score(
     try:
         written = write_json(json_path, payload)
     except OSError as exc:
-        _error(f"could not write {json_path}: {exc}")
+        error(f"could not write {json_path}: {exc}")
         raise typer.Exit(1) from None
     err.print(Text(f"wrote {written}", style="dim"), soft_wrap=True)
 
 
-@app.command("metrics")
 def list_metrics(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the registry as JSON instead of a table.")
@@ -491,7 +391,7 @@ def list_metrics(
         for name, info in METRICS.items()
     ]
     if as_json:
-        typer.echo(json.dumps(_jsonable(entries), indent=2))
+        typer.echo(json.dumps(jsonable(entries), indent=2))
         return
     table = Table(
         title=f"{len(entries)} registered metric(s)",
@@ -512,7 +412,7 @@ def list_metrics(
             f"{'↑' if s['higher_is_better'] else '↓'}"
             for s in e["scores"]
         )
-        fast = "\n".join(f"{k}={json.dumps(_jsonable(v))}" for k, v in e["fast_options"].items())
+        fast = "\n".join(f"{k}={json.dumps(jsonable(v))}" for k, v in e["fast_options"].items())
         table.add_row(
             *(
                 Text(c)
@@ -526,7 +426,7 @@ def list_metrics(
                 )
             )
         )
-    _stdout().print(table)
+    stdout().print(table)
 
 
 def _comparison(
@@ -570,7 +470,6 @@ def _takeaway(wins: Mapping[str, int], n_scores: int) -> str:
     )
 
 
-@app.command()
 def demo(
     n_samples: Annotated[
         int, typer.Option(min=10, help="Samples in the example data set.")
@@ -583,7 +482,7 @@ def demo(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score three representations of a built-in example with the default suite."""
-    out, err = _stdout(), _stderr()
+    out, err = stdout(), stderr()
     sizes = "/".join(map(str, DEMO_FACTOR_SIZES))
     out.print(
         f"Demo data: {n_samples:,} samples of {len(DEMO_FACTOR_SIZES)} independent factors "
@@ -592,11 +491,11 @@ def demo(
     )
     for name, text in DEMO_DESCRIPTIONS.items():
         out.print(Text.assemble("  ", (name, "bold"), f": {text}"), soft_wrap=True)
-    with _user_errors(debug):
+    with user_errors(debug):
         data = demo_data(seed=seed, n_samples=n_samples)
         names = default_suite()
         evaluations: dict[str, Evaluation] = {}
-        with _reported_warnings(err), _Reporter(err, len(names) * len(data)) as reporter:
+        with reported_warnings(err), _Reporter(err, len(names) * len(data)) as reporter:
             for rep, (latents, factors) in data.items():
                 evaluations[rep] = evaluate(
                     latents,
@@ -650,21 +549,6 @@ def demo(
     try:
         written = write_json(output, payload)
     except OSError as exc:
-        _error(f"could not write {output}: {exc}")
+        error(f"could not write {output}: {exc}")
         raise typer.Exit(1) from None
     out.print(f"Wrote every score, option and metric ID to {written.resolve()}", soft_wrap=True)
-
-
-app.command("train")(train_command)
-app.command("evaluate")(evaluate_command)
-app.command("report")(report_command)
-
-
-def main() -> None:
-    """Entry point of the ``disentkit`` console script."""
-    app(prog_name="disentkit")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from disentkit import __version__, cli
+from disentkit import __version__
 from disentkit._demo import DEMO_FACTOR_SIZES, demo_data
-from disentkit.cli import _jsonable, app, parse_metric_list, parse_options
+from disentkit.cli import app, parse_metric_list, parse_options
+from disentkit.cli import score as cli_score
 from disentkit.metrics import METRICS, Evaluation, default_suite
 
 runner = CliRunner()
@@ -103,12 +104,6 @@ def test_parse_metric_list():
         parse_metric_list(" , ")
 
 
-def test_jsonable_replaces_non_finite():
-    out = _jsonable({"a": np.float32(np.nan), "b": (1, np.int64(2)), "c": np.array([np.inf, 1])})
-    assert out == {"a": None, "b": [1, 2], "c": [None, 1.0]}
-    json.dumps(out, allow_nan=False)
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -161,7 +156,7 @@ def test_score_end_to_end_json(tmp_path, run_npz):
 
 def test_score_default_suite_two_files(tmp_path, monkeypatch):
     # The default suite's wiring, with a cheap suite (the real one runs in the slow demo test).
-    monkeypatch.setattr(cli, "default_suite", lambda: ["mig"])
+    monkeypatch.setattr(cli_score, "default_suite", lambda: ["mig"])
     latents, factors = demo_data(seed=0, n_samples=300)["entangled"]
     np.save(tmp_path / "z.npy", latents)
     np.savetxt(tmp_path / "s.csv", factors, fmt="%d", delimiter=",", header="a,b,c,d,e",
@@ -289,7 +284,7 @@ def _run_demo(tmp_path, monkeypatch, n_samples: int) -> dict:
 
 
 def test_demo_runs_and_writes_results(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "default_suite", lambda: ["mig"])
+    monkeypatch.setattr(cli_score, "default_suite", lambda: ["mig"])
     payload = _run_demo(tmp_path, monkeypatch, 600)
     for evaluation in payload["results"].values():
         assert list(evaluation["metrics"]) == ["mig"]
@@ -302,12 +297,12 @@ def test_takeaway_counts_directions_and_ties():
         result = METRICS["mig"].func(*demo_data(n_samples=50)["random"])
         return Evaluation(results={"mig": replace(result, score=value)})
 
-    compared, wins = cli._comparison(
+    compared, wins = cli_score._comparison(
         {"disentangled": fake(0.9), "entangled": fake(0.90004), "random": fake(0.1)}
     )
     assert compared["mig"][1] == ["disentangled", "entangled"]  # equal at 3 decimals
     assert wins == {"disentangled": 1, "entangled": 1, "random": 0}
-    assert "on 1 of 1 scores" in cli._takeaway(wins, 1)
+    assert "on 1 of 1 scores" in cli_score._takeaway(wins, 1)
 
 
 @pytest.mark.slow

@@ -10,37 +10,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from disentkit._console import stderr, stdout
+from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, run_errors
+from disentkit.cli.report import run_report
+from disentkit.rundir import (
+    CHECKPOINT_PATH,
+    CONFIG_NAME,
+    DEFAULT_RUNS_ROOT,
+    REPORT_NAME,
+    RunDir,
+)
 
 __all__ = ["evaluate_command", "train_command"]
 
-Mode = Literal["reference", "fast"]
 
-
-@contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """``cli._user_errors`` plus missing files (an unfinished run, a wrong path)."""
-    from disentkit.cli import _error, _user_errors
-
-    with _user_errors(debug):
-        try:
-            yield
-        except FileNotFoundError as exc:
-            if debug:
-                raise
-            _error(str(exc))
-            raise typer.Exit(2) from None
-
-
-def _scores_table(result: Mapping[str, Any]) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
+def _scores_table(result: Mapping[str, Any]) -> Table:
     reps: Mapping[str, Any] = result["representations"]
     kinds = list(reps)
     keys: list[str] = []
@@ -89,19 +81,16 @@ def _run_evaluation(
     batch_size: int = 256, n_bootstrap: int = 0, baselines: bool = False,
     options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    from rich.text import Text
-
-    from disentkit.cli import _reported_warnings, _stderr, _stdout
     from disentkit.train import evaluate_run
 
-    err, out = _stderr(), _stdout()
+    err, out = stderr(), stdout()
     err.print(Text(f"evaluating {run_dir} on {n_samples:,} samples ({mode} mode)", style="dim"),
               soft_wrap=True)
 
     def report(label: str) -> None:
         err.print(Text(f"scoring {label}", style="dim"), soft_wrap=True)
 
-    with _reported_warnings(err):
+    with reported_warnings(err):
         result = evaluate_run(run_dir, n_samples=n_samples, metrics=metrics, mode=mode,
                               seed=seed, batch_size=batch_size, progress=report,
                               n_bootstrap=n_bootstrap, baselines=baselines,
@@ -109,7 +98,7 @@ def _run_evaluation(
     out.print(_scores_table(result))
     for line in _summary_lines(result):
         out.print(line, soft_wrap=True)
-    out.print(f"Wrote every score, option and metric ID to {(run_dir / 'metrics.json').resolve()}",
+    out.print(f"Wrote every score, option and metric ID to {RunDir(run_dir).metrics.resolve()}",
               soft_wrap=True)
 
 
@@ -134,18 +123,18 @@ def train_command(
     ] = None,
     run_dir: Annotated[
         Path | None,
-        typer.Option(help="Run directory (default runs/<model>-<data>-seed<seed>).",
+        typer.Option(help=f"Run directory (default {DEFAULT_RUNS_ROOT}/<model>-<data>-seed<seed>).",
                      show_default=False),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
-        typer.Option(help="Write checkpoints/last.ckpt every N steps (default 1000).",
+        typer.Option(help=f"Write {CHECKPOINT_PATH.as_posix()} every N steps (default 1000).",
                      show_default=False),
     ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue the run in --run-dir from its last checkpoint "
-                     "(its config.json is the base; --steps may extend it), or start it "
+                     f"(its {CONFIG_NAME} is the base; --steps may extend it), or start it "
                      "there if the directory holds no run yet."),
     ] = False,
     config: Annotated[
@@ -170,7 +159,7 @@ def train_command(
     report: Annotated[
         bool,
         typer.Option("--report/--no-report",
-                     help="Write RUN/report.html (config, scores, figures) at the end."),
+                     help=f"Write RUN/{REPORT_NAME} (config, scores, figures) at the end."),
     ] = True,
     print_config: Annotated[
         bool,
@@ -191,12 +180,8 @@ def train_command(
     model.safetensors + model.json, (unless --no-evaluate) metrics.json and (unless
     --no-report) report.html.
     """
-    from rich.text import Text
-
-    from disentkit.cli import _stderr, _stdout
-
-    err, out = _stderr(), _stdout()
-    with _errors(debug):
+    err, out = stderr(), stdout()
+    with run_errors(debug):
         from disentkit.train.config import (
             apply_overrides,
             build_config,
@@ -211,8 +196,8 @@ def train_command(
         tree: dict[str, Any] = {}
         if config is not None:
             tree = read_config_file(config)
-        elif resume and run_dir is not None and (run_dir / "config.json").is_file():
-            tree = read_config_file(run_dir / "config.json")
+        elif resume and run_dir is not None and RunDir(run_dir).config.is_file():
+            tree = read_config_file(RunDir(run_dir).config)
         fields = {"model": model, "data": data, "steps": steps, "seed": seed,
                   "batch_size": batch_size, "checkpoint_every": checkpoint_every}
         tree = apply_overrides(tree, {k: v for k, v in fields.items() if v is not None})
@@ -240,7 +225,7 @@ def train_command(
             err.print(Text(f"interrupted; continue from the last checkpoint with: disentkit "
                            f"train{where} --resume", style="yellow"), soft_wrap=True)
             raise typer.Exit(130) from None
-        out.print(f"Trained model: {(path / 'model.safetensors').resolve()} "
+        out.print(f"Trained model: {RunDir(path).weights.resolve()} "
                   f"(run directory {path})", soft_wrap=True)
         if evaluate:
             _run_evaluation(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
@@ -248,10 +233,8 @@ def train_command(
                             batch_size=cfg.eval.batch_size,
                             n_bootstrap=cfg.eval.n_bootstrap,
                             baselines=cfg.eval.baselines, options=cfg.eval.options)
-        # --- the HTML report (disentkit.cli_report), unless --no-report
+        # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
-            from disentkit.cli_report import run_report
-
             run_report(path)
 
 
@@ -293,20 +276,19 @@ def evaluate_command(
     report: Annotated[
         bool,
         typer.Option("--report/--no-report",
-                     help="Write RUN/report.html (config, scores, figures) at the end."),
+                     help=f"Write RUN/{REPORT_NAME} (config, scores, figures) at the end."),
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score a trained run with the metric suite; writes RUN/metrics.json and (unless
     --no-report) RUN/report.html."""
-    with _errors(debug):
-        from disentkit.cli import parse_metric_list
+    with run_errors(debug):
         from disentkit.train.config import EvalConfig, RunConfig
 
         if not run.is_dir():
             raise FileNotFoundError(f"no run directory at {str(run)!r}")
         defaults = EvalConfig()
-        config_path = run / "config.json"
+        config_path = RunDir(run).config
         if config_path.is_file():
             defaults = RunConfig.from_dict(
                 json.loads(config_path.read_text(encoding="utf-8")), check_names=False
@@ -325,8 +307,6 @@ def evaluate_command(
             options={m: o for m, o in defaults.options.items()
                      if names is None or m in names},
         )
-        # --- the HTML report (disentkit.cli_report), unless --no-report
+        # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
-            from disentkit.cli_report import run_report
-
             run_report(run)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +36,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from disentkit._console import _error, _stderr, _stdout
+from disentkit._atomic import jsonable
+from disentkit._console import error, stderr, stdout
+from disentkit.cli._common import DEBUG_HINT
 
 __all__ = ["data_app", "parse_dataset_options"]
 
@@ -49,7 +50,6 @@ data_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_DEBUG_HINT = " (run with --debug for the traceback)"
 #: Stages reported by the official module's ``progress(stage, done, total)``, and their units.
 _STAGE_LABELS = {"download": "downloading", "hash": "checking sha256", "convert": "converting"}
 _BYTE_STAGES = ("download", "hash")
@@ -90,13 +90,13 @@ def _user_errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        hint = "" if isinstance(exc, FileNotFoundError | KeyError) else _DEBUG_HINT
-        _error(str(message) or type(exc).__name__, hint)
+        hint = "" if isinstance(exc, FileNotFoundError | KeyError) else DEBUG_HINT
+        error(str(message) or type(exc).__name__, hint)
         raise typer.Exit(2) from None
     except (OSError, RuntimeError) as exc:  # offline, disk full, manual-only releases
         if debug:
             raise
-        _error(str(exc) or type(exc).__name__)
+        error(str(exc) or type(exc).__name__)
         raise typer.Exit(1) from None
 
 
@@ -123,22 +123,6 @@ def parse_dataset_options(items: Sequence[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[name] = raw
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _datasets() -> Any:
@@ -242,7 +226,7 @@ def list_datasets(
         for name, info in list(datasets.items())
     ]
     if as_json:
-        typer.echo(json.dumps(_jsonable(entries), indent=2))
+        typer.echo(json.dumps(jsonable(entries), indent=2))
         return
     table = Table(
         title=f"{len(entries)} registered dataset(s)",
@@ -265,7 +249,7 @@ def list_datasets(
             Text(f"{e['n_images']:,}"),
             Text(e["files"], style=styles.get(e["files"], "")),
         )
-    _stdout().print(table)
+    stdout().print(table)
 
 
 @data_app.command()
@@ -277,7 +261,7 @@ def info(
     debug: Debug = False,
 ) -> None:
     """Factors with sizes and values, number of images, image shape and source of NAME."""
-    out, err = _stdout(), _stderr()
+    out, err = stdout(), stderr()
     with _user_errors(debug):
         from disentkit.data import get_dataset
 
@@ -292,7 +276,7 @@ def info(
             meta["files_present"] = False
             meta["message"] = str(exc)
             if as_json:
-                typer.echo(json.dumps(_jsonable(meta), indent=2))
+                typer.echo(json.dumps(jsonable(meta), indent=2))
                 return
             _print_registry_meta(out, meta)
             err.print(Text.assemble(("note: ", "bold yellow"), (str(exc), "yellow")),
@@ -309,7 +293,7 @@ def info(
         if entry.kind == "official":
             meta["procedural_alternative"] = entry.procedural_alternative
     if as_json:
-        typer.echo(json.dumps(_jsonable(meta), indent=2))
+        typer.echo(json.dumps(jsonable(meta), indent=2))
         return
     _print_info(out, meta)
 
@@ -399,7 +383,7 @@ def _run_official(
     action: str, name: str, data_dir: Path | None, force: bool, debug: bool
 ) -> Any:
     """Call ``disentkit.data.official.<action>(name, ...)`` with a progress bar."""
-    err = _stderr()
+    err = stderr()
     with _user_errors(debug):
         entry = _datasets()[name]
         if entry.kind != "official":

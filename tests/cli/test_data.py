@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from disentkit import cli_data
 from disentkit.cli import app
+from disentkit.cli import data as cli_data
 from disentkit.data import DATASETS, DatasetSource, FactorDataset, _base, data_root, get_dataset
 from disentkit.data.show import factor_grid
 from disentkit.registry import Registry

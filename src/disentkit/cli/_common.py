@@ -1,0 +1,103 @@
+"""Helpers shared by the command groups: turning bad input into one red paragraph, showing
+warnings once each, and parsing ``--metrics``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from disentkit._console import error
+from disentkit._validation import DisentkitWarning
+from disentkit.io import InputError
+from disentkit.metrics import METRICS
+
+__all__ = [
+    "DEBUG_HINT",
+    "Mode",
+    "parse_metric_list",
+    "reported_warnings",
+    "run_errors",
+    "user_errors",
+]
+
+Mode = Literal["reference", "fast"]
+DEBUG_HINT = " (run with --debug for the traceback)"
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn bad input (``ValueError``/``TypeError``) into one red paragraph and exit code 2."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if debug:
+            raise
+        hint = "" if isinstance(exc, InputError) else DEBUG_HINT
+        error(str(exc) or type(exc).__name__, hint)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def run_errors(debug: bool) -> Iterator[None]:
+    """:func:`user_errors` plus missing files (an unfinished run, a wrong path)."""
+    with user_errors(debug):
+        try:
+            yield
+        except FileNotFoundError as exc:
+            if debug:
+                raise
+            error(str(exc))
+            raise typer.Exit(2) from None
+
+
+@contextmanager
+def reported_warnings(console: Console) -> Iterator[None]:
+    """Show warnings raised inside the block once each, as short yellow lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DisentkitWarning)
+        try:
+            yield
+        finally:
+            seen: set[str] = set()
+            for w in caught:
+                message = str(w.message)
+                if message in seen:
+                    continue
+                seen.add(message)
+                prefix = "" if issubclass(w.category, DisentkitWarning) else (
+                    f"{w.category.__name__}: "
+                )
+                console.print(
+                    Text.assemble(("warning: ", "bold yellow"), (prefix + message, "yellow")),
+                    soft_wrap=True,
+                )
+
+
+def parse_metric_list(text: str | None) -> list[str] | None:
+    """Parse ``--metrics``: comma-separated registry names, or ``all`` for every array metric.
+
+    Returns ``None`` (the default suite) when ``text`` is ``None``. Unknown names raise a
+    ``ValueError`` listing the known ones.
+
+    Example:
+        >>> parse_metric_list("mig, mig")
+        ['mig']
+    """
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return [name for name, info in METRICS.items() if info.kind == "array"]
+    if not names:
+        raise ValueError(
+            f"--metrics must name at least one metric; known metrics: {', '.join(METRICS)}"
+        )
+    for name in names:
+        METRICS[name]  # raises, listing the known metrics
+    return list(dict.fromkeys(names))
