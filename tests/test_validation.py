@@ -59,7 +59,7 @@ CASES = [
     ("bad confidence", lambda: evaluate(Z, S, metrics=["mig"], confidence=95), ValueError,
      "confidence must be in (0, 1)"),
     ("unknown option", lambda: evaluate(Z, S, metrics=["mig"], options={"mig": {"bins": 3}}),
-     ValueError, "valid options"),
+     ValueError, "known options"),
     ("options for a metric not run", lambda: evaluate(Z, S, metrics=["mig"],
      options={"dci": {}}), ValueError, "not among the metrics run"),
     ("bad baseline", lambda: evaluate(Z, S, metrics=["mig"], baselines=["zeros"]), ValueError,

@@ -35,9 +35,10 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from disentkit.rundir import LOCK_NAME
+
 __all__ = ["LOCK_NAME", "DirectoryInUseError", "hold_directory"]
 
-LOCK_NAME = ".lock"
 
 
 class DirectoryInUseError(ValueError):

@@ -50,6 +50,7 @@ __all__ = [
     "DONE_NAME",
     "FAILED_NAME",
     "FIGURES_DIR",
+    "LOCK_NAME",
     "LOG_DIR",
     "METRICS_CSV",
     "METRICS_NAME",
@@ -86,6 +87,7 @@ LOG_DIR = "log"
 METRICS_CSV = Path(LOG_DIR) / "metrics.csv"
 FIGURES_DIR = "figures"
 REPORT_NAME = "report.html"
+LOCK_NAME = ".lock"  # its OS lock: one writer per run or study directory (disentkit._lock)
 #: where ``fit`` puts a run when no run directory is given: ``runs/<model>-<data>-seed<seed>``
 DEFAULT_RUNS_ROOT = "runs"
 

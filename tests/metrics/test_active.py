@@ -166,7 +166,7 @@ def test_registered_as_an_analysis_outside_the_default_suite() -> None:
         ({"latents": np.zeros((5, 2)), "threshold": -1}, ValueError, "threshold"),
         ({"latents": np.zeros((5, 2)), "relative": "yes"}, ValueError, "relative"),
         ({"latents": np.zeros((1, 2))}, ValueError, "at least 2 samples"),
-        ({"latents": np.zeros(5)}, ValueError, "2-D"),
+        ({"latents": np.zeros((5, 2, 1))}, ValueError, "2-D"),
         ({"latents": np.array([[0.0, np.nan], [1, 2]])}, ValueError, "finite"),
         (
             {"latents": np.zeros((5, 2)), "logvar": np.full((5, 2), np.inf)},

@@ -171,23 +171,28 @@ def load_model(path: str | os.PathLike[str], *, device: Any = None) -> Model:
         try:
             with torch.device("meta"):
                 skeleton = build_model(name, **options)
-        except (RuntimeError, OverflowError) as exc:
+        except (RuntimeError, OverflowError):  # a model that loads data as it is built (a
+            skeleton = None  # frozen teacher) cannot live on the meta device: no pre-check
+        if skeleton is not None:
+            for key, tensor in skeleton.state_dict().items():
+                if key in stored and tuple(tensor.shape) != stored[key]:
+                    raise ValueError(
+                        f"the model it configures does not match {weights.name}: tensor "
+                        f"{key!r} is {list(stored[key])} in the file and "
+                        f"{list(tensor.shape)} in the model"
+                    )
+            del skeleton
+        try:
+            model = build_model(name, **options)
+        except (RuntimeError, OverflowError) as exc:  # e.g. a width too large to allocate
             raise ValueError(f"cannot build model {name!r} as configured: {exc}") from None
-        for key, tensor in skeleton.state_dict().items():
-            if key in stored and tuple(tensor.shape) != stored[key]:
-                raise ValueError(
-                    f"the model it configures does not match {weights.name}: tensor {key!r} "
-                    f"is {list(stored[key])} in the file and {list(tensor.shape)} in the model"
-                )
-        del skeleton
-        model = build_model(name, **options)
     try:
         st_load_model(model, str(weights), strict=True, device="cpu")
     except Exception as exc:  # missing or unexpected tensors
         detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise ValueError(
-            f"{str(weights)!r} does not match model {name!r} as its model.json configures it: "
-            f"{detail}"
+            f"{str(weights)!r} does not match model {name!r} as its {MODEL_JSON_NAME} "
+            f"configures it: {detail}"
         ) from None
     if device is not None:
         model.to(device)

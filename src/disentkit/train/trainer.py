@@ -163,7 +163,8 @@ def _prepare_run_dir(config: RunConfig, run_dir: Path | None, resume: bool) -> P
         diffs = _config_differences(saved, config)
         if diffs:
             raise ValueError(
-                f"cannot resume {str(run_dir)!r} with a different configuration ("
+                f"cannot resume {str(run_dir)!r} with a different configuration (its "
+                f"{CONFIG_NAME} → this one: "
                 + "; ".join(diffs)
                 + f"); only {', '.join(sorted(RESUMABLE_CHANGES))} may change on resume"
             )
