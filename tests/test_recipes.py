@@ -42,6 +42,7 @@ def test_every_recipe_is_a_valid_run_config(name):
     text = recipe_text(name)
     assert text.startswith("# Recipe " + name)
     assert "version" not in load_recipe(name) and "extends" not in load_recipe(name)
+    assert RunConfig.from_dict(load_recipe(name)).recipe == f"{name}@{recipe_version(name)}"
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -56,8 +57,10 @@ def test_procedural_twin_is_the_shapes3d_cell_on_procedural_data(model):
     twin = load_recipe(f"qlae2023/{model}/shapes3d_procedural")
     cell = load_recipe(f"qlae2023/{model}/shapes3d")
     assert twin["data"] == {"name": "shapes3d_procedural", "image_size": 64}
-    assert {k: v for k, v in twin.items() if k != "data"} == {
-        k: v for k, v in cell.items() if k != "data"}
+    assert {k: v for k, v in twin.items() if k not in ("data", "recipe")} == {
+        k: v for k, v in cell.items() if k not in ("data", "recipe")}
+    assert (twin["recipe"], cell["recipe"]) == (f"qlae2023/{model}/shapes3d_procedural@1",
+                                                f"qlae2023/{model}/shapes3d@1")
 
 
 def test_qlae_cells_hold_the_reference_values():

@@ -27,6 +27,7 @@ from disentkit._version import __version__
 from disentkit.cli import score
 from disentkit.cli._common import parse_metric_list
 from disentkit.cli.data import data_app
+from disentkit.cli.recipes import recipes_app
 from disentkit.cli.report import report_command
 from disentkit.cli.score import demo, list_metrics, parse_options
 from disentkit.cli.study import study_app
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")
+app.add_typer(recipes_app, name="recipes")
 
 
 def _version(value: bool) -> None:

@@ -141,6 +141,12 @@ def train_command(
         Path | None,
         typer.Option("--config", help="Run config file (YAML or JSON).", show_default=False),
     ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", help="Start from a shipped recipe (published settings), e.g. "
+                     "qlae2023/qlae/shapes3d; flags and --set go on top. `disentkit recipes "
+                     "list` names them.", show_default=False),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE",
@@ -194,7 +200,14 @@ def train_command(
             typer.echo(json.dumps(config_json_schema(), indent=2))
             return
         tree: dict[str, Any] = {}
-        if config is not None:
+        if recipe is not None and config is not None:
+            raise ValueError("--recipe and --config both give a whole config; use one (put "
+                             "changes to a recipe in --set KEY=VALUE)")
+        if recipe is not None:
+            from disentkit.recipes import load_recipe
+
+            tree = load_recipe(recipe)
+        elif config is not None:
             tree = read_config_file(config)
         elif resume and run_dir is not None and RunDir(run_dir).config.is_file():
             tree = read_config_file(RunDir(run_dir).config)
@@ -204,8 +217,8 @@ def train_command(
         missing = [k for k in ("model", "data") if not tree.get(k)]
         if missing and not any(s.split("=", 1)[0].strip() in missing for s in set_ or ()):
             raise ValueError(
-                f"{' and '.join('--' + k for k in missing)} required (or --config FILE, or "
-                "--resume --run-dir DIR of an existing run)"
+                f"{' and '.join('--' + k for k in missing)} required (or --config FILE, "
+                "--recipe NAME, or --resume --run-dir DIR of an existing run)"
             )
         if resume and run_dir is None:
             raise ValueError("--resume needs --run-dir DIR (the run to continue)")

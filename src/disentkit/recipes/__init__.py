@@ -139,7 +139,8 @@ def load_recipe(name: str) -> dict[str, Any]:
     """The recipe's run config: a nested mapping that ``RunConfig.from_dict`` accepts.
 
     ``extends`` chains are resolved and the recipe's own keys (``version``, ``extends``)
-    removed; the result is a fresh copy the caller may change.
+    replaced by the run-config field ``recipe`` (``name@version``, provenance); the result
+    is a fresh copy the caller may change.
 
     Raises:
         KeyError: unknown name (the message lists the known ones and a close match).
@@ -150,7 +151,8 @@ def load_recipe(name: str) -> dict[str, Any]:
         ('qlae', 'qlae', 12, 200000)
     """
     tree = _resolved(name, bases=False)
-    return {k: v for k, v in tree.items() if k not in META_KEYS}
+    return {**{k: v for k, v in tree.items() if k not in META_KEYS},
+            "recipe": f"{name}@{recipe_version(name)}"}
 
 
 def recipe_version(name: str) -> int:

@@ -258,6 +258,9 @@ class RunConfig:
     """Loggers: csv (always on), tensorboard, mlflow, wandb."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """How the run is scored (see EvalConfig)."""
+    recipe: str | None = None
+    """The recipe the config started from, as name@version (``disentkit recipes``);
+    provenance only: every value is in the fields above."""
 
     # -- checks (run by pydantic, in field order) ----------------------------------------
     @field_validator("model")
