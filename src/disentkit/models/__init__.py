@@ -10,6 +10,7 @@ from disentkit.models._base import (
     ModelInfo,
     Output,
     build_model,
+    noise_source,
     register_model,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "ModelInfo",
     "Output",
     "build_model",
+    "noise_source",
     "register_model",
 ]
