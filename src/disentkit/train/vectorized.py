@@ -177,7 +177,8 @@ def expand_configs(
         config: the base run config.
         seeds: seeds (:func:`parse_seeds`); default: the base config's seed alone.
         set_lists: ``"KEY=V1,V2"`` strings (:func:`parse_set_list`) or ``(key, values)``
-            pairs; members are the Cartesian product, seeds varying fastest.
+            pairs; members are the Cartesian product, seeds varying fastest, then the
+            last list's values.
 
     Example:
         >>> cfgs = expand_configs({"model": "beta_vae", "data": "xyobject_tiny"}, seeds="0-1",
