@@ -52,7 +52,9 @@ from disentkit.study.results import (
 )
 from disentkit.study.spec import RunSpec, StudySpec, expand, load_spec, parse_model_nums
 
-EXECUTORS = ("ray", "local")
+EXECUTORS = ("ray", "local", "vectorized")
+#: most runs the ``vectorized`` executor trains as one model
+GROUP_SIZE = 8
 
 
 # --------------------------------------------------------------------------- study dir
@@ -154,15 +156,31 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
     Raises:
         whatever training or evaluation raised, after writing ``failed.json``.
     """
-    from disentkit.train import RunConfig, evaluate_run, fit
+    from disentkit.train import RunConfig, fit
 
     study = Path(study_dir).expanduser()
-    spec = load_spec(study / SPEC_FILE)
-    runs = expand(spec)
-    run = runs[parse_model_nums(str(model_num), len(runs))[0]]
+    run = _study_run(study, model_num)
     path = run_dir(study, run.model_num)
     if is_done(path):
         return json.loads((path / DONE_FILE).read_text(encoding="utf-8"))
+    attempt, previous = _start_attempt(path)
+    cfg = RunConfig.from_dict(run.config)
+    tick = time.perf_counter()
+    try:
+        fit(cfg, run_dir=path, resume=True, progress=progress)
+    except BaseException as exc:
+        _record_failure(path, run, attempt, "training", exc)
+        raise
+    return _score_run(path, run, attempt, previous, time.perf_counter() - tick)
+
+
+def _study_run(study: Path, model_num: int) -> RunSpec:
+    runs = expand(load_spec(study / SPEC_FILE))
+    return runs[parse_model_nums(str(model_num), len(runs))[0]]
+
+
+def _start_attempt(path: Path, **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Append this attempt to the run's ``attempts.jsonl``; returns it and the earlier ones."""
     path.mkdir(parents=True, exist_ok=True)
     previous = read_attempts(path)
     attempt = {
@@ -171,38 +189,49 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
         "host": socket.gethostname(),
         "start_step": _checkpoint_step(path),
         "started_at": time.time(),
+        **extra,
     }
     _append_line(path / ATTEMPTS_FILE, attempt)
+    return attempt, previous
+
+
+def _record_failure(path: Path, run: RunSpec, attempt: dict[str, Any], stage: str,
+                    exc: BaseException) -> None:
+    write_json(path / FAILED_FILE, {
+        "model_num": run.model_num,
+        "attempt": attempt["attempt"],
+        "stage": stage,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(limit=20),
+        "failed_at": time.time(),
+    })
+
+
+def _score_run(path: Path, run: RunSpec, attempt: dict[str, Any],
+               previous: list[dict[str, Any]], train_seconds: float) -> dict[str, Any]:
+    """Score a trained run with :func:`~disentkit.train.evaluate_run`; write
+    ``study_run.json`` (or ``failed.json`` and re-raise)."""
+    from disentkit.train import RunConfig, evaluate_run
+
     cfg = RunConfig.from_dict(run.config)
     tick = time.perf_counter()
-    stage = "training"
     try:
-        fit(cfg, run_dir=path, resume=True, progress=progress)
-        trained = time.perf_counter()
-        stage = "evaluation"
         result = evaluate_run(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
                               mode=cfg.eval.mode, seed=cfg.eval.seed,
                               batch_size=cfg.eval.batch_size,
                               n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines)
-        evaluated = time.perf_counter()
     except BaseException as exc:
-        write_json(path / FAILED_FILE, {
-            "model_num": run.model_num,
-            "attempt": attempt["attempt"],
-            "stage": stage,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=20),
-            "failed_at": time.time(),
-        })
+        _record_failure(path, run, attempt, "evaluation", exc)
         raise
+    evaluated = time.perf_counter()
     earlier = sum(float(a.get("train_seconds", 0.0)) for a in previous)
     reps = result.get("representations") or {}
     scores = next(iter(reps.values()))["scores"] if reps else {}
     summary = {
         "model_num": run.model_num,
         "run_name": run.name,
-        "train_seconds": earlier + (trained - tick),
-        "eval_seconds": evaluated - trained,
+        "train_seconds": earlier + train_seconds,
+        "eval_seconds": evaluated - tick,
         "attempts": attempt["attempt"],
         "host": attempt["host"],
         "finished_at": time.time(),
@@ -213,6 +242,50 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
         (path / FAILED_FILE).unlink()
     write_json(path / DONE_FILE, summary)
     return summary
+
+
+def train_group(study_dir: str | os.PathLike[str], model_nums: Iterable[int], *,
+                progress: bool = False) -> list[dict[str, Any]]:
+    """Train runs ``model_nums`` of a study as one vectorised model, then score each.
+
+    The runs must be compatible (:func:`disentkit.train.vectorized.vectorize_problem`):
+    same everything but the seed and the hyper-parameters a model lets members vary. Each
+    run's directory ends as :func:`train_run` leaves it; ``train_seconds`` is the group's
+    training time divided among its members. Runs already done are skipped.
+
+    Returns:
+        the runs' ``study_run.json`` contents, in the order of ``model_nums``.
+
+    Raises:
+        ValueError: the runs cannot train vectorised (nothing is written then), or whatever
+            training or evaluation raised, after writing each affected run's ``failed.json``.
+    """
+    from disentkit.train import RunConfig
+    from disentkit.train.vectorized import fit_vectorized, vectorize_problem
+
+    study = Path(study_dir).expanduser()
+    runs = [_study_run(study, n) for n in model_nums]
+    todo = [r for r in runs if not is_done(run_dir(study, r.model_num))]
+    configs = [RunConfig.from_dict(r.config) for r in todo]
+    problem = vectorize_problem(configs) if todo else None
+    if problem is not None:
+        raise ValueError(f"runs {[r.model_num for r in todo]} cannot train vectorised: {problem}")
+    paths = [run_dir(study, r.model_num) for r in todo]
+    group = [r.model_num for r in todo]
+    started = [_start_attempt(p, group=group) for p in paths]
+    tick = time.perf_counter()
+    if todo:
+        try:
+            fit_vectorized(configs, paths, resume=True, progress=progress)
+        except BaseException as exc:
+            for path, run, (attempt, _) in zip(paths, todo, started, strict=True):
+                _record_failure(path, run, attempt, "training", exc)
+            raise
+    share = (time.perf_counter() - tick) / max(len(todo), 1)
+    for path, run, (attempt, previous) in zip(paths, todo, started, strict=True):
+        _score_run(path, run, attempt, previous, share)
+    return [json.loads((run_dir(study, r.model_num) / DONE_FILE).read_text(encoding="utf-8"))
+            for r in runs]
 
 
 # --------------------------------------------------------------------------- progress
@@ -327,7 +400,7 @@ def run_study(
     out: str | os.PathLike[str] | None = None,
     *,
     model_nums: str | Iterable[int] | None = None,
-    executor: Literal["ray", "local"] = "ray",
+    executor: Literal["ray", "local", "vectorized"] = "ray",
     address: str | None = None,
     num_cpus: int | None = None,
     cpus_per_trial: float | None = None,
@@ -336,6 +409,7 @@ def run_study(
     max_retries: int | None = None,
     progress: bool = True,
     note: Callable[[str], None] | None = None,
+    group_size: int = GROUP_SIZE,
 ) -> StudyOutcome:
     """Run the runs of a study that are not done yet, then rebuild its results table.
 
@@ -343,8 +417,12 @@ def run_study(
         spec: a study spec file or a loaded :class:`~disentkit.study.spec.StudySpec`.
         out: the study directory (default ``studies/<name>``).
         model_nums: which runs (``"17"``, ``"3-9"``, ``"0,4,7-8"`` or integers); default all.
-        executor: ``"ray"`` (Ray Tune: concurrent runs, retries) or ``"local"`` (one run
-            after another in this process, with retries; for job arrays and debugging).
+        executor: ``"ray"`` (Ray Tune: concurrent runs, retries), ``"local"`` (one run
+            after another in this process, with retries; for job arrays and debugging) or
+            ``"vectorized"``: in this process, runs that differ only in seed (and the
+            hyper-parameters their model lets vary) train in groups of up to
+            ``group_size`` as one vectorised model (:func:`train_group`); runs of models
+            that refuse it, runs left alone and groups that fail train as ``"local"``.
         address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...); default:
             start a local Ray instance.
         num_cpus: CPUs of the local Ray instance (default: all of this machine's).
@@ -352,6 +430,7 @@ def run_study(
             ``resources``.
         progress: show runs done / running / failed.
         note: called with one-line messages (default: printed under the progress bar).
+        group_size: most runs per vectorised group (``executor="vectorized"``).
 
     Returns:
         a :class:`StudyOutcome`; ``results.parquet`` and ``results.csv`` are written.
@@ -362,6 +441,8 @@ def run_study(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}; received {executor!r}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be an integer >= 1; received {group_size!r}")
     study_spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     resources = dict(study_spec.resources)
     for key, value in (("cpus_per_trial", cpus_per_trial), ("gpus_per_trial", gpus_per_trial),
@@ -378,13 +459,14 @@ def run_study(
     # One driver per study directory; the processes of a job array (--model-num) share it.
     with hold_directory(study, what="study directory", shared=model_nums is not None):
         return _run_selected(study, study_spec, runs, selected, executor, resources,
-                             progress, note, address, num_cpus)
+                             progress, note, address, num_cpus, group_size)
 
 
 def _run_selected(
     study: Path, study_spec: StudySpec, runs: list[RunSpec], selected: list[int],
     executor: str, resources: dict[str, Any], progress: bool,
     note: Callable[[str], None] | None, address: str | None, num_cpus: int | None,
+    group_size: int = GROUP_SIZE,
 ) -> StudyOutcome:
     skipped = [n for n in selected if is_done(run_dir(study, n))]
     todo = [n for n in selected if n not in set(skipped)]
@@ -396,6 +478,8 @@ def _run_selected(
             say(f"{len(skipped)} of {len(selected)} selected runs already done; not rerun")
         if todo and executor == "local":
             _run_local(study, todo, resources, reporter, say)
+        elif todo and executor == "vectorized":
+            _run_vectorized(study, runs, todo, resources, reporter, say, group_size)
         elif todo:
             _run_ray(study, study_spec, todo, resources, reporter, address=address,
                      num_cpus=num_cpus)
@@ -426,6 +510,40 @@ def _run_local(study: Path, todo: list[int], resources: dict[str, Any],
                 continue
             reporter.finished(num)
             break
+
+
+def _run_vectorized(study: Path, runs: list[RunSpec], todo: list[int],
+                    resources: dict[str, Any], reporter: StudyProgress,
+                    say: Callable[[str], None], group_size: int) -> None:
+    """Compatible runs in vectorised groups of up to ``group_size``; the rest as ``local``."""
+    from disentkit.train.vectorized import group_key
+
+    by_key: dict[str, list[int]] = {}
+    alone: list[int] = []
+    for num in todo:
+        key = group_key(runs[num].config)
+        (alone if key is None else by_key.setdefault(key, [])).append(num)
+    for nums in by_key.values():
+        for i in range(0, len(nums), group_size):
+            group = nums[i:i + group_size]
+            if len(group) == 1:
+                alone.extend(group)
+                continue
+            for num in group:
+                reporter.started(num)
+            try:
+                train_group(study, group)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                say(f"runs {group} did not finish as one vectorised model "
+                    f"({type(exc).__name__}: {exc}); continuing them one by one")
+                alone.extend(n for n in group if not is_done(run_dir(study, n)))
+            for num in group:
+                if is_done(run_dir(study, num)):
+                    reporter.finished(num)
+    if alone:
+        _run_local(study, sorted(alone), resources, reporter, say)
 
 
 def _run_ray(study: Path, spec: StudySpec, todo: list[int], resources: dict[str, Any],
