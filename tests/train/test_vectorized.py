@@ -239,6 +239,12 @@ def test_what_cannot_be_vectorised_is_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="parameter groups differ"):  # differ at 0
         fit_vectorized(decays, tmp_path / "d", progress=False)
     assert not (tmp_path / "f").exists()
+    # a member directory that holds a run: refused before any member is written
+    taken = expand_configs(_base("qlae", steps=1), seeds="0,1")
+    fit(taken[1], run_dir=tmp_path / "t" / "seed1", progress=False)
+    with pytest.raises(ValueError, match="already hold runs"):
+        fit_vectorized(taken, tmp_path / "t", progress=False)
+    assert not (tmp_path / "t" / "seed0" / "config.json").exists()
 
 
 def test_parsing_seeds_lists_and_member_directories():

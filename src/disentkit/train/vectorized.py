@@ -573,6 +573,11 @@ def fit_vectorized(
     with ExitStack() as stack:
         for path in paths:
             stack.enter_context(hold_directory(path, what="run directory"))
+        taken = [str(p) for p in paths if not resume and (
+            (p / CONFIG_NAME).exists() or (p / CHECKPOINT_PATH).exists())]
+        if taken:  # checked for every member before any is written
+            raise ValueError(f"run directories {taken} already hold runs; continue them with "
+                             "resume=True (--resume) or choose another run directory")
         for i, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
             _prepare_run_dir(cfg, path, resume)
             cfgs[i] = RunConfig.from_dict(_read_json(path / CONFIG_NAME))
