@@ -11,8 +11,9 @@ For QLAE and β-VAE (``dlib`` architecture) on ``shapes3d_procedural`` at 32×32
   growth per member is compared with the members' parameters + gradients + Adam state
   (4 × the parameter bytes), the part that must grow with K besides activations.
 
-Rates are from the trainer's own ``steps_per_second`` over the last ``--interval`` steps,
-after as many warm-up steps (vmap's first calls and the data caches are excluded). The load
+Rates are the median of the trainer's own per-step ``steps_per_second`` (``log_every=1``)
+over ``--steps`` steps after 3 warm-up steps (vmap's first calls and the data caches are
+excluded): a median resists the bursts of a shared machine better than a mean. The load
 average is printed; on a shared machine compare ratios taken in the same run only.
 
 Usage::
@@ -28,12 +29,14 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+WARMUP = 3
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,7 +72,8 @@ def _run(cfg: dict, k: int, threads: int) -> dict:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         with open(Path(result["paths"][0]) / "log" / "metrics.csv") as fh:
             rows = list(csv.DictReader(fh))
-    result["steps_per_second"] = float(rows[-1]["steps_per_second"])
+    result["steps_per_second"] = statistics.median(
+        float(r["steps_per_second"]) for r in rows[WARMUP:])
     return result
 
 
@@ -78,15 +82,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["qlae", "beta_vae"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--k", nargs="+", type=int, default=[1, 4, 8])
-    parser.add_argument("--interval", type=int, default=10,
-                        help="steps of warm-up, then as many measured")
+    parser.add_argument("--steps", type=int, default=10, help="measured steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.sizes, args.k, args.interval = [32], [4], 5
+        args.sizes, args.k, args.steps = [32], [4], 4
     import torch
 
     device = "gpu" if args.device == "cuda" else "cpu"
@@ -98,8 +101,8 @@ def main() -> None:
     for model in args.models:
         for size in args.sizes:
             cfg = {"model": model, "data": "shapes3d_procedural",
-                   "data_options": {"image_size": size}, "steps": 2 * args.interval,
-                   "batch_size": args.batch_size, "log_every": args.interval,
+                   "data_options": {"image_size": size}, "steps": WARMUP + args.steps,
+                   "batch_size": args.batch_size, "log_every": 1,
                    "checkpoint_every": 10**9, "accelerator": device,
                    "model_options": {"arch": "dlib"}}
             single = _run(cfg, 0, args.threads)

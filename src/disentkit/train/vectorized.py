@@ -617,8 +617,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     models, opts, generators = [], [], []
     for cfg, state in zip(cfgs, states, strict=True):
         torch.manual_seed(cfg.seed)  # as the single run: initial weights from the seed
-        model = build_model(cfg.model, **coerce_options(
-            type(_model_config(cfg)), cfg.model_options, where=what))
+        model = build_model(cfg.model, **dataclasses.asdict(_model_config(cfg)))
         if model.extra_steps():
             raise ValueError(f"cannot train {what} vectorised: it declares extra optimiser "
                              "steps")
