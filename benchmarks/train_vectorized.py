@@ -21,13 +21,16 @@ sequential steps (forward, backward, clipping, ``torch.optim.Adam`` step: the si
 trainer's work) and one vectorised step of the same K members (the vectorised trainer's
 step function and update) alternate ``--repeats`` times on fixed batches, and the median of
 the per-repeat ratios is reported; alternating keeps a shared machine's bursts out of the
-ratio. ``--end-to-end`` times whole ``fit``/``fit_vectorized`` runs in fresh processes
+ratio. ``--memory`` measures, in fresh processes, the peak RSS growth of two training
+steps: one single run's (activations, gradients, Adam state) against K members'.
+``--end-to-end`` times whole ``fit``/``fit_vectorized`` runs in fresh processes
 instead (data, logging and checkpoints included) and reports peak memory.
 
 Usage::
 
     python benchmarks/train_vectorized.py                   # K = 1, 4, 8; 32 and 64 px
     python benchmarks/train_vectorized.py --end-to-end      # whole runs, peak memory
+    python benchmarks/train_vectorized.py --memory --sizes 64  # training memory per member
     python benchmarks/train_vectorized.py --quick           # 32 px, K = 4, fewer steps
     python benchmarks/train_vectorized.py --device cuda --k 1 8 32 64
 """
@@ -69,6 +72,61 @@ n_params = sum(p.numel() * p.element_size() for p in load_model(paths[0]).parame
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(json.dumps({"paths": [str(p) for p in paths], "peak_gib": peak, "param_bytes": n_params}))
 """
+
+
+_MEMORY = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from disentkit.models import build_model
+from disentkit.train.trainer import _build_optimizer, _clip, _training_module
+from disentkit.train.vectorized import _adam_step, _groups, _step_function
+model, size, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB
+models, opts = [], []
+for seed in range(max(k, 1)):
+    torch.manual_seed(seed)
+    models.append(build_model(model, arch="dlib", image_shape=(3, size, size)))
+    opts.append(_build_optimizer(models[-1].param_groups(), what=model))
+x = torch.rand(max(k, 1), 64, 3, size, size)
+if k == 0:
+    m, opt = models[0], opts[0]
+    before = rss()
+    for t in range(2):
+        opt.zero_grad(set_to_none=True)
+        total, _ = m.loss(x[0], m(x[0]), t)
+        total.backward()
+        _clip(opt)
+        opt.step()
+else:
+    groups = _groups(models, opts, model)
+    names = [n for g in groups for n in g.names]
+    params = {n: torch.stack([dict(m.named_parameters())[n] for m in models]).detach().clone()
+              for n in names}
+    fixed = {n: torch.stack([dict(m.named_buffers())[n] for m in models])
+             for n, _ in models[0].named_buffers()}
+    del models[1:], opts[1:]
+    gens = [torch.Generator().manual_seed(s) for s in range(k)]
+    step = _step_function(_training_module(models[0], []), models[0], gens)
+    before = rss()
+    state = {n: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+             for n, p in params.items()}
+    for t in range(2):
+        grads, _ = step(params, fixed, x, {}, t)
+        with torch.no_grad():
+            for g in groups:
+                _adam_step(g, params, grads, state, t + 1)
+        del grads
+print(rss() - before)
+"""
+
+
+def _memory(model: str, size: int, k: int) -> float:
+    """Peak RSS growth (MiB) of two training steps of K members (0: one single-run step)."""
+    proc = subprocess.run([sys.executable, "-c", _MEMORY, model, str(size), str(k)],
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def _run(cfg: dict, k: int, threads: int) -> dict:
@@ -154,6 +212,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--end-to-end", action="store_true")
+    parser.add_argument("--memory", action="store_true")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repetitions")
     args = parser.parse_args()
     if args.quick:
@@ -164,6 +223,18 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
     print(f"# vectorised training, {name}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load {load_average()}")
+    if args.memory:
+        print("| model | size | K | peak growth MiB | per member MiB | × one single run's |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for model in args.models:
+            for size in args.sizes:
+                single = _memory(model, size, 0)
+                print(f"| {model} | {size} | single | {single:.0f} | {single:.0f} | 1.00 |")
+                for k in args.k:
+                    grown = _memory(model, size, k)
+                    print(f"| {model} | {size} | {k} | {grown:.0f} | {grown / k:.0f} | "
+                          f"{grown / k / single:.2f} |", flush=True)
+        return
     if not args.end_to_end:
         if args.threads:
             torch.set_num_threads(args.threads)
