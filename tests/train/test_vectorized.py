@@ -290,3 +290,16 @@ def test_every_vectorisable_model_matches_its_single_runs(name, tmp_path):
     for cfg, path in zip(configs, paths, strict=True):
         single = fit(cfg, run_dir=tmp_path / f"single{cfg.seed}", progress=False)
         assert _max_diff(path, single) < ATOL
+
+
+def test_usage_stats_batch_under_vmap_with_bincount_counts():
+    from disentkit.quantizers._base import usage_stats
+
+    indices = torch.randint(0, 5, (3, 16, 2), generator=torch.Generator().manual_seed(0))
+    batched = torch.func.vmap(lambda i: usage_stats(i, 5))(indices)  # (3,) each
+    for k in range(3):
+        flat = indices[k] + torch.arange(2) * 5
+        counts = torch.bincount(flat.reshape(-1), minlength=10).view(2, 5).float()
+        assert batched["usage"][k] == (counts > 0).float().mean()
+        one = usage_stats(indices[k], 5)
+        assert torch.equal(batched["perplexity"][k], one["perplexity"])
