@@ -306,6 +306,9 @@ def vectorize_problem(configs: Sequence[RunConfig | Mapping[str, Any]]) -> str |
                     f"strategy={cfg.strategy!r}")
         if cfg.optimizer.name == "sgd":
             return "vectorised training supports Adam and AdamW; received optimizer.name='sgd'"
+        if getattr(cfg.eval, "every", 0):  # the eval.every field of the run-config contract
+            return ("scores during training (eval.every) are not taken in vectorised runs; "
+                    "set eval.every=0, or train the runs one by one")
     keys = {group_key(c) for c in cfgs}
     if None in keys:
         return f"model {first.model!r} cannot train vectorised: {cls.vectorize_refusal}"
