@@ -11,6 +11,7 @@ from disentkit.models._base import (
     ModelInfo,
     Output,
     build_model,
+    noise_source,
     register_model,
 )
 from disentkit.models.saved import (
@@ -34,6 +35,7 @@ __all__ = [
     "build_model",
     "disentkit_model_teacher",
     "load_model",
+    "noise_source",
     "read_model_info",
     "register_model",
     "save_model",

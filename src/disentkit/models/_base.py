@@ -16,7 +16,27 @@ Every model is an ``nn.Module`` built from a config dataclass and registered by 
 
 Models keep no hidden per-instance Python state (counters live in buffers; randomness comes
 from ``torch.Generator`` or the global torch RNG seeded by the trainer), so several seeds can
-later be trained as one vectorised model.
+be trained as one vectorised model (:mod:`disentkit.train.vectorized`).
+
+Vectorised training. The vectorised trainer stacks the parameters of K members along a
+leading axis and calls the model's ``forward`` and ``loss`` under ``torch.func.vmap``
+(through ``functional_call``). A model class says whether that is valid:
+
+- ``vectorize_refusal``: ``None`` when one member's ``forward``/``loss`` is a pure function
+  of its parameters, buffers, batch, step and noise (no in-place buffer updates, no
+  data-dependent Python control flow, no extra optimiser steps); otherwise a sentence naming
+  the reason (e.g. "it trains a discriminator in an extra optimiser step"), shown when a
+  vectorised run is refused. :meth:`Model.vectorize_problem` may refine it per config.
+- ``vectorized_options``: the config fields that may differ between the members of one
+  vectorised run. A field used by the loss must be used only arithmetically (the trainer
+  puts a per-member 0-d tensor in its place); a field read only by :meth:`param_groups`
+  (``weight_decay``) becomes a per-member optimiser setting.
+- Noise: every random draw of ``forward``/``loss`` in training goes through
+  :meth:`Model.noise` (standard normal noise shaped like a tensor). A single run draws it
+  from the global torch RNG, exactly ``torch.randn_like``; the vectorised trainer redirects
+  it (:func:`noise_source`) to each member's own ``torch.Generator``, seeded and advanced as
+  that member's single run advances the global RNG, so a member's noise, like its batches,
+  equals its single run's.
 
 Images enter models as float ``(B, C, H, W)`` in ``[0, 1]``.
 """
@@ -24,9 +44,11 @@ Images enter models as float ``(B, C, H, W)`` in ``[0, 1]``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +56,30 @@ from torch import nn
 from disentkit.registry import Registry
 
 REPRESENTATION_KINDS = ("mean", "sampled", "quantized", "indices")
+
+#: where :meth:`Model.noise` draws from; ``None``: the global torch RNG
+_NOISE_SOURCE: ContextVar[Callable[[torch.Tensor], torch.Tensor] | None] = ContextVar(
+    "disentkit_noise_source", default=None
+)
+
+
+@contextmanager
+def noise_source(source: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, :meth:`Model.noise` returns ``source(like)`` for every model.
+
+    The vectorised trainer uses it to give each member its own random stream.
+
+    Example:
+        >>> model = Model(config=None)
+        >>> with noise_source(torch.zeros_like):
+        ...     model.noise(torch.ones(2, 3)).sum().item()
+        0.0
+    """
+    token = _NOISE_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _NOISE_SOURCE.reset(token)
 
 
 @dataclass
@@ -98,6 +144,12 @@ class Model(nn.Module):
     name: str = ""
     #: representation kinds this model supports, first one is the default for metrics
     representation_kinds: tuple[str, ...] = ("mean",)
+    #: why training cannot be vectorised; ``None``: it can (see the module docstring)
+    vectorize_refusal: ClassVar[str | None] = (
+        "its class does not declare that its training can be vectorised"
+    )
+    #: config fields that may differ between the members of one vectorised run
+    vectorized_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -126,6 +178,23 @@ class Model(nn.Module):
     def extra_steps(self) -> list[ExtraStep]:
         """Extra optimiser steps (critics, discriminators); default: none."""
         return []
+
+    def noise(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like ``like``: every training-time draw goes here.
+
+        ``torch.randn_like(like)`` from the global torch RNG, unless a vectorised trainer
+        redirected it (:func:`noise_source`).
+        """
+        source = _NOISE_SOURCE.get()
+        return torch.randn_like(like) if source is None else source(like)
+
+    @classmethod
+    def vectorize_problem(cls, config: Any) -> str | None:
+        """Why a model of this class with ``config`` cannot train vectorised (``None``: it can).
+
+        Default: :attr:`vectorize_refusal`.
+        """
+        return cls.vectorize_refusal
 
     @torch.inference_mode()
     def representation(self, x: torch.Tensor, kind: str | None = None) -> torch.Tensor:

@@ -439,6 +439,10 @@ class FactorizedQuantizedAE(Model):
     """
 
     representation_kinds = ("indices", "quantized")
+    vectorize_refusal = (
+        "its cosine quantizers update usage windows and restart dead codes in place during "
+        "the forward pass, and its optional PatchGAN trains in an extra optimiser step"
+    )
 
     def __init__(self, config: FQAEConfig) -> None:
         super().__init__(config)

@@ -257,6 +257,11 @@ class _InfoWGANGP(Model):
     per auxiliary loss of the encoding, empty for continuous codes).
     """
 
+    vectorize_refusal = (
+        "it trains its generator in an extra optimiser step and draws its prior and "
+        "gradient-penalty samples outside Model.noise"
+    )
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.encoder = CriticEncoder(

@@ -203,6 +203,8 @@ class QLAE(QuantizedAutoencoder):
     """
 
     representation_kinds = ("quantized", "indices", "mean")
+    vectorize_refusal = None
+    vectorized_options = ("weight_decay",)
 
     def __init__(self, config: QLAEConfig) -> None:
         super().__init__(config, latent_features=config.n_latents)
@@ -278,6 +280,10 @@ class VQVAE(QuantizedAutoencoder):
     """
 
     representation_kinds = ("indices",)
+    vectorize_refusal = (
+        "its vector quantizer updates the codebook usage counts in place during the forward "
+        "pass (and, as configured, EMA codebook, dead-code restarts and data initialisation)"
+    )
 
     def __init__(self, config: VQVAEConfig) -> None:
         super().__init__(config, latent_features=config.n_latents * config.code_dim)
@@ -356,6 +362,8 @@ class FSQAE(QuantizedAutoencoder):
     """
 
     representation_kinds = ("quantized", "indices", "mean")
+    vectorize_refusal = None
+    vectorized_options = ("weight_decay",)
 
     def __init__(self, config: FSQAEConfig) -> None:
         super().__init__(config, latent_features=config.n_latents)
@@ -517,6 +525,10 @@ class FactorQVAE(Model):
     """
 
     representation_kinds = ("quantized", "indices", "mean")
+    vectorize_refusal = (
+        "it trains its discriminator in an extra optimiser step and draws Gumbel noise "
+        "outside Model.noise"
+    )
     temperature_step: torch.Tensor
 
     def __init__(self, config: FactorQVAEConfig) -> None:

@@ -24,8 +24,11 @@ Loss conventions (see each class for its reference):
   (default): they are log-variances, σ = exp(h/2) (disentanglement_lib); ``"softplus"``:
   σ = softplus(h) (LQ ``latents/diagonal_gaussian.py``).
 
-Sampling uses the global torch RNG (seeded by the trainer); no model keeps a step counter —
-step-dependent losses read the ``step`` argument of :meth:`loss`.
+Sampling draws its noise through :meth:`~disentkit.models.Model.noise` (the global torch RNG,
+seeded by the trainer, unless a vectorised trainer redirects it); no model keeps a step
+counter — step-dependent losses read the ``step`` argument of :meth:`loss`. Every model here
+but FactorVAE (its discriminator's extra step) trains vectorised, its loss weights and
+``weight_decay`` allowed to differ between members (``vectorized_options``).
 
 Example:
     >>> import torch
@@ -266,6 +269,8 @@ class AE(_EncoderDecoder):
     """
 
     representation_kinds = ("mean",)
+    vectorize_refusal = None
+    vectorized_options = ("weight_decay",)
 
     def __init__(self, config: AEConfig) -> None:
         super().__init__(config, encoder_features=config.n_latents)
@@ -302,6 +307,8 @@ class BioAE(AE):
     activity 0.01, λ_l2 = 1e-4.
     """
 
+    vectorized_options = ("weight_decay", "nonneg_weight", "activity_weight")
+
     def _penalty(self, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         nonneg = F.relu(-z).mean(1)  # (B,)
         activity = z.square().mean(1)  # (B,)
@@ -325,6 +332,8 @@ class VAE(_EncoderDecoder):
     """
 
     representation_kinds = ("mean", "sampled")
+    vectorize_refusal = None
+    vectorized_options = ("weight_decay",)
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__(config, encoder_features=2 * config.n_latents)
@@ -338,7 +347,7 @@ class VAE(_EncoderDecoder):
         else:
             logvar = scale
             sigma = torch.exp(0.5 * logvar)
-        z = mean + torch.randn_like(mean) * sigma  # (B, D)
+        z = mean + self.noise(mean) * sigma  # (B, D)
         return Encoding(z=z, mean=mean, logvar=logvar)
 
     def _regularizer(
@@ -372,6 +381,8 @@ class BetaVAE(VAE):
     """β-VAE: ``recon + β·KL``, both summed per sample (LQ's per-pixel form divides by
     ``x_dim``: ``BCE_mean + (n_z/x_dim)·β·KL_mean``, the same β)."""
 
+    vectorized_options = ("weight_decay", "beta")
+
     def _regularizer(
         self, enc: Encoding, kl: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -391,6 +402,8 @@ class AnnealedVAE(VAE):
     absolute value is taken of the batch-mean KL, as there. ``step`` is the optimiser step
     passed to :meth:`loss`.
     """
+
+    vectorized_options = ("weight_decay", "gamma", "c_max")
 
     def capacity(self, step: int | torch.Tensor) -> float | torch.Tensor:
         """``C(step)`` in nats."""
@@ -423,6 +436,8 @@ class BetaTCVAE(VAE):
     LQ (``models/tcvae.py`` L34-56) uses MWS scaled per pixel (the same objective divided by
     ``x_dim``); disentanglement_lib instead uses ``KL + (β−1)·TC`` with constants dropped.
     """
+
+    vectorized_options = ("weight_decay", "beta", "mi_weight", "dim_kl_weight")
 
     def _regularizer(
         self, enc: Encoding, kl: torch.Tensor, step: int
@@ -490,6 +505,9 @@ class FactorVAE(VAE):
     VAE loss evaluates it with detached weights, so the VAE's backward pass leaves its
     gradients untouched. The reference VAE optimiser is Adam lr 1e-4, betas (0.9, 0.999).
     """
+
+    vectorize_refusal = "it trains its discriminator in an extra optimiser step"
+    vectorized_options = ()
 
     def __init__(self, config: FactorVAEConfig) -> None:
         super().__init__(config)
@@ -568,6 +586,7 @@ class FactorVAE(VAE):
 
 class _DIPVAE(VAE):
     dip_type = "i"
+    vectorized_options = ("weight_decay", "lambda_od", "lambda_d_factor")
 
     def _regularizer(
         self, enc: Encoding, kl: torch.Tensor, step: int

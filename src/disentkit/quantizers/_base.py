@@ -155,7 +155,11 @@ def usage_stats(indices: torch.Tensor, n_codes: int) -> dict[str, torch.Tensor]:
         n_groups = indices.shape[-1]
         flat = indices.reshape(-1, n_groups)  # (N, G)
         offsets = torch.arange(n_groups, device=flat.device) * n_codes  # (G,)
-        counts = torch.bincount((flat + offsets).reshape(-1), minlength=n_groups * n_codes)
+        slots = (flat + offsets).reshape(-1)  # (N·G,)
+        # scatter_add rather than bincount: the same counts, and it has a vmap batching rule
+        # (vectorised training), where bincount falls back to a slow per-member loop
+        counts = torch.zeros(n_groups * n_codes, dtype=slots.dtype, device=slots.device)
+        counts = counts.scatter_add(0, slots, torch.ones_like(slots))
         counts = counts.view(n_groups, n_codes).float()  # (G, K)
         probs = counts / counts.sum(-1, keepdim=True).clamp_min(1.0)  # (G, K)
         entropy = -torch.special.xlogy(probs, probs).sum(-1)  # (G,)

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from disentkit.study.results import (
     read_attempts,
     run_dir,
 )
-from disentkit.study.spec import expand, load_spec, parse_model_nums
+from disentkit.study.spec import RunSpec, expand, load_spec, parse_model_nums
 from disentkit.train.checkpoint import checkpoint_step
 
 __all__ = ["StudyProgress", "train_run"]
@@ -66,16 +67,77 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
     Raises:
         whatever training or evaluation raised, after writing ``failed.json``.
     """
-    from disentkit.train import RunConfig, evaluate_run, fit  # looked up per call: patchable
+    from disentkit.train import RunConfig, fit  # looked up per call: patchable
 
     study = Path(study_dir).expanduser()
-    spec = load_spec(study / SPEC_NAME)
-    runs = expand(spec)
-    (run,) = override_runs([runs[parse_model_nums(str(model_num), len(runs))[0]]],
-                           read_overrides(study))
+    run = _study_run(study, model_num)
     path = run_dir(study, run.model_num)
     if is_done(path):
         return read_json(path / DONE_NAME)
+    attempt, previous = _start_attempt(path)
+    cfg = RunConfig.from_dict(run.config)
+    tick = time.perf_counter()
+    try:
+        fit(cfg, run_dir=path, resume=True, progress=progress)
+    except BaseException as exc:
+        _record_failure(path, run, attempt, "training", exc)
+        raise
+    return _score_run(path, run, attempt, previous, time.perf_counter() - tick)
+
+
+def train_group(study_dir: str | os.PathLike[str], model_nums: Iterable[int], *,
+                progress: bool = False) -> list[dict[str, Any]]:
+    """Train runs ``model_nums`` of a study as one vectorised model, then score each.
+
+    The runs must be compatible (:func:`disentkit.train.vectorized.vectorize_problem`):
+    same everything but the seed and the hyper-parameters a model lets members vary. Each
+    run's directory ends as :func:`train_run` leaves it; ``train_seconds`` is the group's
+    training time divided among its members. Runs already done are skipped.
+
+    Returns:
+        the runs' ``study_run.json`` contents, in the order of ``model_nums``.
+
+    Raises:
+        ValueError: the runs cannot train vectorised (nothing is written then), or whatever
+            training or evaluation raised, after writing each affected run's ``failed.json``.
+    """
+    from disentkit.train import RunConfig
+    from disentkit.train.vectorized import fit_vectorized, vectorize_problem
+
+    study = Path(study_dir).expanduser()
+    runs = [_study_run(study, n) for n in model_nums]
+    todo = [r for r in runs if not is_done(run_dir(study, r.model_num))]
+    configs = [RunConfig.from_dict(r.config) for r in todo]
+    problem = vectorize_problem(configs) if todo else None
+    if problem is not None:
+        raise ValueError(f"runs {[r.model_num for r in todo]} cannot train vectorised: {problem}")
+    paths = [run_dir(study, r.model_num) for r in todo]
+    group = [r.model_num for r in todo]
+    started = [_start_attempt(p, group=group) for p in paths]
+    tick = time.perf_counter()
+    if todo:
+        try:
+            fit_vectorized(configs, paths, resume=True, progress=progress)
+        except BaseException as exc:
+            for path, run, (attempt, _) in zip(paths, todo, started, strict=True):
+                _record_failure(path, run, attempt, "training", exc)
+            raise
+    share = (time.perf_counter() - tick) / max(len(todo), 1)
+    for path, run, (attempt, previous) in zip(paths, todo, started, strict=True):
+        _score_run(path, run, attempt, previous, share)
+    return [read_json(run_dir(study, r.model_num) / DONE_NAME) for r in runs]
+
+
+def _study_run(study: Path, model_num: int) -> RunSpec:
+    """Run ``model_num`` of the study, with the overrides the study was started with."""
+    runs = expand(load_spec(study / SPEC_NAME))
+    (run,) = override_runs([runs[parse_model_nums(str(model_num), len(runs))[0]]],
+                           read_overrides(study))
+    return run
+
+
+def _start_attempt(path: Path, **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Append this attempt to the run's ``attempts.jsonl``; returns it and the earlier ones."""
     path.mkdir(parents=True, exist_ok=True)
     previous = read_attempts(path)
     attempt = {
@@ -84,39 +146,50 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
         "host": socket.gethostname(),
         "start_step": _start_step(path),
         "started_at": time.time(),
+        **extra,
     }
     _append_line(path / ATTEMPTS_NAME, attempt)
+    return attempt, previous
+
+
+def _record_failure(path: Path, run: RunSpec, attempt: dict[str, Any], stage: str,
+                    exc: BaseException) -> None:
+    write_json(path / FAILED_NAME, {
+        "model_num": run.model_num,
+        "attempt": attempt["attempt"],
+        "stage": stage,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(limit=20),
+        "failed_at": time.time(),
+    })
+
+
+def _score_run(path: Path, run: RunSpec, attempt: dict[str, Any],
+               previous: list[dict[str, Any]], train_seconds: float) -> dict[str, Any]:
+    """Score a trained run with :func:`~disentkit.train.evaluate_run`; write
+    ``study_run.json`` (or ``failed.json`` and re-raise)."""
+    from disentkit.train import RunConfig, evaluate_run
+
     cfg = RunConfig.from_dict(run.config)
     tick = time.perf_counter()
-    stage = "training"
     try:
-        fit(cfg, run_dir=path, resume=True, progress=progress)
-        trained = time.perf_counter()
-        stage = "evaluation"
         result = evaluate_run(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
                               mode=cfg.eval.mode, seed=cfg.eval.seed,
                               batch_size=cfg.eval.batch_size,
                               n_bootstrap=cfg.eval.n_bootstrap, baselines=cfg.eval.baselines,
                               options=cfg.eval.options)
-        evaluated = time.perf_counter()
     except BaseException as exc:
-        write_json(path / FAILED_NAME, {
-            "model_num": run.model_num,
-            "attempt": attempt["attempt"],
-            "stage": stage,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=20),
-            "failed_at": time.time(),
-        })
+        _record_failure(path, run, attempt, "evaluation", exc)
         raise
+    evaluated = time.perf_counter()
     earlier = sum(float(a.get("train_seconds", 0.0)) for a in previous)
     reps = result.get("representations") or {}
     scores = next(iter(reps.values()))["scores"] if reps else {}
     summary = {
         "model_num": run.model_num,
         "run_name": run.name,
-        "train_seconds": earlier + (trained - tick),
-        "eval_seconds": evaluated - trained,
+        "train_seconds": earlier + train_seconds,
+        "eval_seconds": evaluated - tick,
         "attempts": attempt["attempt"],
         "host": attempt["host"],
         "finished_at": time.time(),

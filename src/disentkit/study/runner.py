@@ -39,7 +39,7 @@ from typing import Any, Literal
 from disentkit._atomic import atomic_write
 from disentkit._lock import hold_directory
 from disentkit.rundir import StudyDir
-from disentkit.study._trial import StudyProgress, train_run
+from disentkit.study._trial import StudyProgress, train_group, train_run
 from disentkit.study.overrides import (
     override_runs,
     record_overrides,
@@ -53,7 +53,9 @@ from disentkit.study.results import (
 )
 from disentkit.study.spec import RunSpec, StudySpec, expand, load_spec, parse_model_nums
 
-EXECUTORS = ("ray", "local")
+EXECUTORS = ("ray", "local", "vectorized")
+#: most runs the ``vectorized`` executor trains as one model
+GROUP_SIZE = 8
 
 
 # --------------------------------------------------------------------------- study dir
@@ -158,7 +160,7 @@ def run_study(
     out: str | os.PathLike[str] | None = None,
     *,
     model_nums: str | Iterable[int] | None = None,
-    executor: Literal["ray", "local"] = "ray",
+    executor: Literal["ray", "local", "vectorized"] = "ray",
     address: str | None = None,
     num_cpus: int | None = None,
     cpus_per_trial: float | None = None,
@@ -168,6 +170,7 @@ def run_study(
     overrides: Iterable[str] | None = None,
     progress: bool = True,
     note: Callable[[str], None] | None = None,
+    group_size: int = GROUP_SIZE,
 ) -> StudyOutcome:
     """Run the runs of a study that are not done yet, then rebuild its results table.
 
@@ -175,8 +178,12 @@ def run_study(
         spec: a study spec file or a loaded :class:`~disentkit.study.spec.StudySpec`.
         out: the study directory (default ``studies/<name>``).
         model_nums: which runs (``"17"``, ``"3-9"``, ``"0,4,7-8"`` or integers); default all.
-        executor: ``"ray"`` (Ray Tune: concurrent runs, retries) or ``"local"`` (one run
-            after another in this process, with retries; for job arrays and debugging).
+        executor: ``"ray"`` (Ray Tune: concurrent runs, retries), ``"local"`` (one run
+            after another in this process, with retries; for job arrays and debugging) or
+            ``"vectorized"``: in this process, runs that differ only in seed (and the
+            hyper-parameters their model lets vary) train in groups of up to
+            ``group_size`` as one vectorised model (:func:`train_group`); runs of models
+            that refuse it, runs left alone and groups that fail train as ``"local"``.
         address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...); default:
             start a local Ray instance.
         num_cpus: CPUs of the local Ray instance (default: all of this machine's).
@@ -190,6 +197,7 @@ def run_study(
             :mod:`disentkit.study.overrides`).
         progress: show runs done / running / failed.
         note: called with one-line messages (default: printed under the progress bar).
+        group_size: most runs per vectorised group (``executor="vectorized"``).
 
     Returns:
         a :class:`StudyOutcome`; ``results.parquet`` and ``results.csv`` are written.
@@ -201,6 +209,8 @@ def run_study(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}; received {executor!r}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be an integer >= 1; received {group_size!r}")
     study_spec = spec if isinstance(spec, StudySpec) else load_spec(spec)
     resources = dict(study_spec.resources)
     for key, value in (("cpus_per_trial", cpus_per_trial), ("gpus_per_trial", gpus_per_trial),
@@ -217,13 +227,14 @@ def run_study(
     # One driver per study directory; the processes of a job array (--model-num) share it.
     with hold_directory(study, what="study directory", shared=model_nums is not None):
         return _run_selected(study, study_spec, runs, selected, executor, resources,
-                             progress, note, address, num_cpus)
+                             progress, note, address, num_cpus, group_size)
 
 
 def _run_selected(
     study: Path, study_spec: StudySpec, runs: list[RunSpec], selected: list[int],
     executor: str, resources: dict[str, Any], progress: bool,
     note: Callable[[str], None] | None, address: str | None, num_cpus: int | None,
+    group_size: int = GROUP_SIZE,
 ) -> StudyOutcome:
     skipped = [n for n in selected if is_done(run_dir(study, n))]
     todo = [n for n in selected if n not in set(skipped)]
@@ -235,6 +246,8 @@ def _run_selected(
             say(f"{len(skipped)} of {len(selected)} selected runs already done; not rerun")
         if todo and executor == "local":
             _run_local(study, todo, resources, reporter, say)
+        elif todo and executor == "vectorized":
+            _run_vectorized(study, runs, todo, resources, reporter, say, group_size)
         elif todo:
             _run_ray(study, study_spec, todo, resources, reporter, address=address,
                      num_cpus=num_cpus)
@@ -265,6 +278,40 @@ def _run_local(study: Path, todo: list[int], resources: dict[str, Any],
                 continue
             reporter.finished(num)
             break
+
+
+def _run_vectorized(study: Path, runs: list[RunSpec], todo: list[int],
+                    resources: dict[str, Any], reporter: StudyProgress,
+                    say: Callable[[str], None], group_size: int) -> None:
+    """Compatible runs in vectorised groups of up to ``group_size``; the rest as ``local``."""
+    from disentkit.train.vectorized import group_key
+
+    by_key: dict[str, list[int]] = {}
+    alone: list[int] = []
+    for num in todo:
+        key = group_key(runs[num].config)
+        (alone if key is None else by_key.setdefault(key, [])).append(num)
+    for nums in by_key.values():
+        for i in range(0, len(nums), group_size):
+            group = nums[i:i + group_size]
+            if len(group) == 1:
+                alone.extend(group)
+                continue
+            for num in group:
+                reporter.started(num)
+            try:
+                train_group(study, group)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                say(f"runs {group} did not finish as one vectorised model "
+                    f"({type(exc).__name__}: {exc}); continuing them one by one")
+                alone.extend(n for n in group if not is_done(run_dir(study, n)))
+            for num in group:
+                if is_done(run_dir(study, num)):
+                    reporter.finished(num)
+    if alone:
+        _run_local(study, sorted(alone), resources, reporter, say)
 
 
 def _run_ray(study: Path, spec: StudySpec, todo: list[int], resources: dict[str, Any],

@@ -5,6 +5,8 @@
   model's defaults out.
 - :func:`fit`: train and write a run directory (``config.json``, ``checkpoints/last.ckpt``,
   ``log/metrics.csv``, ``model.safetensors`` + ``model.json``); exact resume.
+- :func:`fit_vectorized`: train K runs (seeds, hyper-parameters) as one vectorised model,
+  one ordinary run directory each (:mod:`disentkit.train.vectorized`).
 - :func:`evaluate_run`: score a run's model, write ``metrics.json``.
 - :func:`load_model` / :func:`save_model` / :func:`read_model_info`: weights as safetensors +
   JSON, never pickle. They live in :mod:`disentkit.models.saved` (also
@@ -27,6 +29,7 @@ from disentkit.train.config import (
 )
 from disentkit.train.evaluate_run import evaluate_run
 from disentkit.train.trainer import fit
+from disentkit.train.vectorized import fit_vectorized
 
 __all__ = [
     "EvalConfig",
@@ -35,6 +38,7 @@ __all__ = [
     "build_config",
     "evaluate_run",
     "fit",
+    "fit_vectorized",
     "load_config",
     "load_model",
     "read_model_info",
