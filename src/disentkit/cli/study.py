@@ -119,9 +119,14 @@ def run_command(
     out: Annotated[Path | None, typer.Option("--out", help="Study directory "
                    "(default studies/<name>).", show_default=False)] = None,
     model_num: ModelNum = None,
-    executor: Annotated[Literal["ray", "local"], typer.Option(
+    executor: Annotated[Literal["ray", "local", "vectorized"], typer.Option(
         "--executor", help="ray: concurrent runs on Ray Tune with retries; local: one run "
-        "after another in this process (job arrays, debugging).")] = "ray",
+        "after another in this process (job arrays, debugging); vectorized: runs that differ "
+        "only in seed (or a loss weight) trained as one vectorised model, the others one by "
+        "one.")] = "ray",
+    group_size: Annotated[int | None, typer.Option(
+        "--group-size", help="Most runs per vectorised model (--executor vectorized).",
+        show_default=False)] = None,
     address: Annotated[str | None, typer.Option(
         "--address", help="Existing Ray cluster ('auto', 'ray://HOST:10001'); default: a "
         "local Ray instance.", show_default=False)] = None,
@@ -161,7 +166,8 @@ def run_command(
                             address=address, num_cpus=num_cpus,
                             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                             max_concurrent=max_concurrent, max_retries=max_retries,
-                            overrides=overrides)
+                            overrides=overrides,
+                            **({} if group_size is None else {"group_size": group_size}))
         study = outcome.study_dir
         if outcome.selected:
             console.print(_results_table(outcome.results, list(outcome.selected)))

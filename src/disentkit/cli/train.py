@@ -141,6 +141,18 @@ def train_command(
         Path | None,
         typer.Option("--config", help="Run config file (YAML or JSON).", show_default=False),
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="Train several seeds as one vectorised model, e.g. 0-7 "
+                     "or 0,3,5; each ends as its own run directory (RUN_DIR/seed<k>).",
+                     show_default=False),
+    ] = None,
+    set_list: Annotated[
+        list[str] | None,
+        typer.Option("--set-list", metavar="KEY=V1,V2", help="Vectorise over values of a "
+                     "numeric option too, e.g. --set-list model.beta=1,4,8 (with --seeds: "
+                     "every combination); repeatable.", show_default=False),
+    ] = None,
     recipe: Annotated[
         str | None,
         typer.Option("--recipe", help="Start from a shipped recipe (published settings), e.g. "
@@ -227,28 +239,39 @@ def train_command(
             typer.echo(resolved_config_text(cfg), nl=False)
             return
         from disentkit.train import fit
+        from disentkit.train.vectorized import train_members
 
+        vectorised = seeds is not None or bool(set_list)
+        what = f"seeds {seeds}" if seeds is not None else f"seed {cfg.seed}"
+        if set_list:
+            what += ", " + ", ".join(set_list)
         err.print(Text(f"training {cfg.model} on {cfg.data} for {cfg.steps:,} steps "
-                       f"(batch {cfg.batch_size}, seed {cfg.seed})", style="dim"),
+                       f"(batch {cfg.batch_size}, {what}"
+                       f"{', vectorised' if vectorised else ''})", style="dim"),
                   soft_wrap=True)
         try:
-            path = fit(cfg, run_dir=run_dir, resume=resume, progress=progress)
+            paths = (train_members(cfg, seeds=seeds, set_lists=set_list or (),
+                                   run_dir=run_dir, resume=resume, progress=progress)
+                     if vectorised else
+                     [fit(cfg, run_dir=run_dir, resume=resume, progress=progress)])
         except KeyboardInterrupt:
             where = f" --run-dir {run_dir}" if run_dir is not None else " --run-dir <the run>"
             err.print(Text(f"interrupted; continue from the last checkpoint with: disentkit "
-                           f"train{where} --resume", style="yellow"), soft_wrap=True)
+                           f"train{where} --resume (and the same flags)", style="yellow"),
+                      soft_wrap=True)
             raise typer.Exit(130) from None
-        out.print(f"Trained model: {RunDir(path).weights.resolve()} "
-                  f"(run directory {path})", soft_wrap=True)
-        if evaluate:
-            _run_evaluation(path, n_samples=cfg.eval.n_samples, metrics=cfg.eval.metrics,
-                            mode=cfg.eval.mode, seed=cfg.eval.seed,
-                            batch_size=cfg.eval.batch_size,
-                            n_bootstrap=cfg.eval.n_bootstrap,
-                            baselines=cfg.eval.baselines, options=cfg.eval.options)
-        # --- the HTML report (disentkit.cli.report), unless --no-report
-        if report:
-            run_report(path)
+        for path in paths:
+            out.print(f"Trained model: {RunDir(path).weights.resolve()} "
+                      f"(run directory {path})", soft_wrap=True)
+            if evaluate:  # members differ in seed and loss weights, not in eval settings
+                ev = cfg.eval
+                _run_evaluation(path, n_samples=ev.n_samples, metrics=ev.metrics,
+                                mode=ev.mode, seed=ev.seed, batch_size=ev.batch_size,
+                                n_bootstrap=ev.n_bootstrap, baselines=ev.baselines,
+                                options=ev.options)
+            # --- the HTML report (disentkit.cli.report), unless --no-report
+            if report:
+                run_report(path)
 
 
 def evaluate_command(

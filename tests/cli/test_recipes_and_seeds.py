@@ -1,4 +1,4 @@
-"""`disentkit recipes list/show` and `disentkit train --recipe`."""
+"""`disentkit recipes list/show`, `disentkit train --recipe` and `train --seeds`."""
 
 from __future__ import annotations
 
@@ -69,3 +69,21 @@ def test_train_runs_a_procedural_twin_with_steps_overriding(tmp_path) -> None:
     both = runner.invoke(app, ["train", "--recipe", "qlae2023/ae/shapes3d", "--config",
                                str(run / "config.json")])
     assert both.exit_code == 2 and "use one" in both.output
+
+
+def test_train_seeds_writes_one_ordinary_run_directory_per_member(tmp_path) -> None:
+    run = tmp_path / "runs"
+    result = runner.invoke(app, [
+        "train", "--model", "ae", "--data", "xyobject_tiny", "--seeds", "0-1", "--steps", "3",
+        "--batch-size", "8", "--run-dir", str(run), "--set", "eval.n_samples=200",
+        "--set", "eval.mode=fast", "--set", "eval.metrics=[mig]", "--no-report",
+        "--no-progress"])
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        member = run / f"seed{seed}"
+        assert json.loads((member / "config.json").read_text())["seed"] == seed
+        assert (member / "model.safetensors").is_file() and (member / "metrics.json").is_file()
+    refused = runner.invoke(app, ["train", "--model", "vq_vae", "--data", "xyobject_tiny",
+                                  "--seeds", "0-1", "--steps", "2", "--run-dir",
+                                  str(tmp_path / "vq"), "--no-progress"])
+    assert refused.exit_code == 2 and "vq_vae" in refused.output
