@@ -27,6 +27,7 @@ from disentkit._version import __version__
 from disentkit.cli import score
 from disentkit.cli._common import parse_metric_list
 from disentkit.cli.data import data_app
+from disentkit.cli.models import models_command
 from disentkit.cli.recipes import recipes_app
 from disentkit.cli.report import report_command
 from disentkit.cli.score import demo, list_metrics, parse_options
@@ -67,6 +68,7 @@ def _root(
 
 app.command("score")(score.score)
 app.command("metrics")(list_metrics)
+app.command("models")(models_command)
 app.command()(demo)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)

@@ -146,6 +146,7 @@ class FrozenTeacher(nn.Module):
         self.net = net
         net.requires_grad_(False)
         self.train(False)
+        self.register_load_state_dict_pre_hook(_fill_teacher_entries)
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         """Always eval mode, whatever ``mode`` (so a parent's ``train()`` leaves it alone)."""
@@ -171,20 +172,17 @@ class FrozenTeacher(nn.Module):
         self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False
     ) -> Any:
         """Nothing: the teacher's weights are not part of a model's saved state."""
-        if destination is None:
-            destination = OrderedDict()
-            destination._metadata = OrderedDict()  # type: ignore[attr-defined]
-        return destination
+        return OrderedDict() if destination is None else destination
 
-    def _load_from_state_dict(
-        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
-    ) -> None:
-        # Runs before the children load from `state_dict`: supply the teacher's own tensors
-        # for the entries a saved model leaves out, so strict loading finds every key.
-        own = nn.Module.state_dict(self, prefix=prefix, keep_vars=True)
-        for key, value in own.items():
-            state_dict.setdefault(key, value.detach())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+def _fill_teacher_entries(module: nn.Module, state_dict: dict[str, Any], prefix: str,
+                          *args: Any) -> None:
+    """Load pre-hook of :class:`FrozenTeacher` (torch's public hook API): runs before the
+    children load from ``state_dict`` and supplies the teacher's own tensors for the
+    entries a saved model leaves out, so strict loading finds every key."""
+    own = nn.Module.state_dict(module, prefix=prefix, keep_vars=True)  # the real tensors
+    for key, value in own.items():
+        state_dict.setdefault(key, value.detach())
 
 
 def _three_channels(x: torch.Tensor) -> torch.Tensor:
