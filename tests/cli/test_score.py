@@ -125,6 +125,16 @@ def test_metrics_lists_registry():
     assert mig["kind"] == "array" and mig["in_default_suite"] is True
 
 
+def test_score_json_dash_writes_only_the_json_to_stdout(tmp_path, run_npz, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["score", str(run_npz), "-m", "mig", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # nothing but the JSON on stdout
+    assert payload["metrics"]["mig"]["metric_id"] == "mig/hist20@1"
+    assert "mig/hist20@1" in result.stderr  # the table went to stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_score_end_to_end_json(tmp_path, run_npz):
     out = tmp_path / "results" / "scores.json"
     args = ["score", str(run_npz), "-m", "mig", "--json", str(out), "-o", "mig.n_bins=30"]

@@ -282,7 +282,8 @@ def score(
         Path | None,
         typer.Option(
             "--json",
-            help="Write every score, option, sample count and input checksum to this file.",
+            help="Write every score, option, sample count and input checksum to this file "
+            "('-': to standard output, instead of the table).",
             show_default=False,
         ),
     ] = None,
@@ -326,7 +327,8 @@ def score(
             Text(f"scored {len(names)} metric(s) in {reporter.seconds:.1f} s", style="dim"),
             soft_wrap=True,
         )
-    stdout().print(_score_table(evaluation))
+    to_stdout = json_path is not None and str(json_path) == "-"
+    (err if to_stdout else stdout()).print(_score_table(evaluation))
     if json_path is None:
         return
     digests: dict[Path, str] = {}
@@ -357,6 +359,9 @@ def score(
         },
         **evaluation.to_json(),
     }
+    if to_stdout:  # machine-readable: only the JSON on standard output
+        typer.echo(json.dumps(jsonable(payload), indent=2, allow_nan=False))
+        return
     try:
         written = write_json(json_path, payload)
     except OSError as exc:
