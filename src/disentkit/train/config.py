@@ -170,8 +170,10 @@ class EvalConfig:
     """Factor configurations sampled and rendered for the metrics."""
     metrics: list[str] | None = None
     """Metric registry names; null: the default suite."""
-    mode: EvalMode = "reference"
-    """Metric settings."""
+    mode: EvalMode = "fast"
+    """Metric settings of the end-of-training scores: fast (the estimators metric IDs
+    mark as fast, seconds) by default; reference (the published estimators, minutes for
+    DCI) with `disentkit evaluate RUN --mode reference` or in the recipes."""
     seed: int = Field(0, ge=0)
     """Seed of the sampled factors, of sampled representations and of the metrics."""
     batch_size: int = Field(256, ge=1)
