@@ -26,7 +26,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "InputError",
     "InputFileNotFoundError",
+    "label_encode",
     "load_array",
     "load_pair",
 ]
@@ -83,6 +84,7 @@ class _Pair:
     factors: np.ndarray
     latents_key: str | None
     factors_key: str | None
+    label_encoding: dict[int, list[str]] = field(default_factory=dict)  # column → labels
 
 
 def _format_of(path: Path) -> str:
@@ -113,15 +115,21 @@ def _head(path: Path, n: int) -> bytes:
         return fh.read(n)
 
 
-def _check_numeric(arr: np.ndarray, path: Path, key: str | None) -> np.ndarray:
+def _check_numeric(arr: np.ndarray, path: Path, key: str | None, *,
+                   labels: bool = False) -> np.ndarray:
     where = f"{path}" if key is None else f"{path} (array {key!r})"
+    if labels and arr.dtype.kind in "US":  # text labels, encoded by label_encode
+        return arr
     if arr.dtype.names is not None:
         raise InputError(
             f"{where}: holds a structured array with fields {list(arr.dtype.names)}; "
             "expected a plain numeric array"
         )
     if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
-        raise InputError(f"{where}: holds non-numeric data (dtype {arr.dtype}); expected numbers")
+        hint = (" (factors given as text labels: label-encode them with --label-encode, or "
+                "label_encode=True)") if arr.dtype.kind in "US" else ""
+        raise InputError(
+            f"{where}: holds non-numeric data (dtype {arr.dtype}); expected numbers{hint}")
     return arr
 
 
@@ -155,7 +163,7 @@ def _all_numbers(fields: Sequence[str]) -> bool:
     return True
 
 
-def _read_text(path: Path) -> np.ndarray:
+def _read_text(path: Path, *, labels: bool = False) -> np.ndarray:
     try:
         with path.open(encoding="utf-8-sig") as fh:
             lines = fh.read().splitlines()
@@ -170,6 +178,8 @@ def _read_text(path: Path) -> np.ndarray:
     delimiter = "," if "," in lines[first] else None  # None: any whitespace
     fields = [f.strip().strip("\"'") for f in lines[first].split(delimiter)]
     skiprows = first if _all_numbers(fields) else first + 1  # else: a header row
+    if labels:  # a header row is one whose fields are not all numbers: keep the first line
+        skiprows = first + 1 if _is_header(fields, lines[first + 1:]) else first
     if not any(line.strip() and not line.lstrip().startswith("#") for line in lines[skiprows:]):
         raise InputError(f"{path}: holds a header but no data rows")
     try:
@@ -178,16 +188,70 @@ def _read_text(path: Path) -> np.ndarray:
             delimiter=delimiter,
             skiprows=skiprows,
             ndmin=2,
-            dtype=np.float64,
+            dtype=str if labels else np.float64,
             comments="#",
             encoding="utf-8-sig",
         )
     except ValueError as exc:
+        hint = "" if labels else (" (text labels among the factors: --label-encode, or "
+                                  "label_encode=True)")
         raise InputError(
             f"{path}: could not read a numeric table ({exc}); expected numbers separated by "
-            "commas or whitespace, with at most one header row"
+            f"commas or whitespace, with at most one header row{hint}"
         ) from None
+    if labels:
+        arr = np.char.strip(np.char.strip(arr), "\"'")
     return arr
+
+
+def _is_header(fields: Sequence[str], rest: Sequence[str]) -> bool:
+    """With text labels a header cannot be told by its numbers alone: the first line is a
+    header when it is not all numbers while some later line has a number where it has text."""
+    if _all_numbers(fields):
+        return False
+    for line in rest:
+        if line.strip() and not line.lstrip().startswith("#"):
+            sep = "," if "," in line else None
+            values = [f.strip().strip("\"'") for f in line.split(sep)]
+            return any(_all_numbers([v]) and not _all_numbers([h])
+                       for v, h in zip(values, fields, strict=False))
+    return False
+
+
+def label_encode(values: np.ndarray) -> tuple[np.ndarray, dict[int, list[str]]]:
+    """Label-encode the text columns of a table: each distinct label becomes its rank.
+
+    A column whose values all read as numbers is kept as numbers; any other column's labels
+    are sorted (as text) and replaced by their positions ``0 .. k − 1``.
+
+    Args:
+        values: ``(n_samples, n_columns)`` (or 1-D) array of numbers or text.
+
+    Returns:
+        ``(codes, mapping)``: float64 ``(n_samples, n_columns)`` and, for each encoded
+        column, its labels in code order (``mapping[j][code] == label``).
+
+    Example:
+        >>> codes, mapping = label_encode(np.array([["red", "1"], ["blue", "2"], ["red", "2"]]))
+        >>> codes.tolist(), mapping
+        ([[1.0, 1.0], [0.0, 2.0], [1.0, 2.0]], {0: ['blue', 'red']})
+    """
+    arr = np.asarray(values)
+    arr = arr.reshape(-1, 1) if arr.ndim == 1 else arr
+    if arr.dtype.kind not in "USO":
+        return arr.astype(np.float64), {}
+    text = arr.astype(str)
+    codes = np.empty(text.shape, dtype=np.float64)
+    mapping: dict[int, list[str]] = {}
+    for j in range(text.shape[1]):  # one np.unique per column: columns are few
+        column = text[:, j]
+        try:
+            codes[:, j] = column.astype(np.float64)
+        except ValueError:
+            labels, inverse = np.unique(column, return_inverse=True)
+            codes[:, j] = inverse
+            mapping[j] = labels.tolist()
+    return codes, mapping
 
 
 def _open_container(path: Path, fmt: str) -> tuple[list[str], object]:
@@ -212,7 +276,7 @@ def _open_container(path: Path, fmt: str) -> tuple[list[str], object]:
     return list(tensors), tensors
 
 
-def _get(handle: object, path: Path, key: str) -> np.ndarray:
+def _get(handle: object, path: Path, key: str, *, labels: bool = False) -> np.ndarray:
     try:
         arr = handle[key]  # type: ignore[index]
     except ValueError as exc:
@@ -221,7 +285,7 @@ def _get(handle: object, path: Path, key: str) -> np.ndarray:
         raise InputError(f"{path}: could not read array {key!r} ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(f"{path}: could not read array {key!r} ({exc})") from None
-    return _check_numeric(np.asarray(arr), path, key)
+    return _check_numeric(np.asarray(arr), path, key, labels=labels)
 
 
 def _close(handle: object) -> None:
@@ -304,8 +368,10 @@ def _pick_both(
     return lat, fac
 
 
-def _read(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str | None]:
-    """Read one array; ``role`` ("latents"/"factors") enables conventional-name inference."""
+def _read(path: Path, key: str | None, role: str | None, *,
+          labels: bool = False) -> tuple[np.ndarray, str | None]:
+    """Read one array; ``role`` ("latents"/"factors") enables conventional-name inference;
+    ``labels`` accepts text (for :func:`label_encode`)."""
     _check_file(path)
     fmt = _format_of(path)
     if fmt in ("npy", "text"):
@@ -314,8 +380,8 @@ def _read(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, st
                 f"{path}: a {path.suffix} file holds one array, so key {key!r} does not apply; "
                 "keys select arrays in .npz and .safetensors files"
             )
-        arr = _read_npy(path) if fmt == "npy" else _read_text(path)
-        return _check_numeric(arr, path, None), None
+        arr = _read_npy(path) if fmt == "npy" else _read_text(path, labels=labels)
+        return _check_numeric(arr, path, None, labels=labels), None
     names, handle = _open_container(path, fmt)
     try:
         if role is None:
@@ -331,7 +397,7 @@ def _read(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, st
                 )
         else:
             key = _pick(names, path, role, key)
-        return _get(handle, path, key), key
+        return _get(handle, path, key, labels=labels), key
     finally:
         _close(handle)
 
@@ -368,6 +434,7 @@ def _read_pair(
     *,
     latents_key: str | None = None,
     factors_key: str | None = None,
+    label_encode_factors: bool = False,
 ) -> _Pair:
     lpath = Path(latents_path)
     if factors_path is None:
@@ -382,14 +449,18 @@ def _read_pair(
         names, handle = _open_container(lpath, fmt)
         try:
             lkey, fkey = _pick_both(names, lpath, latents_key, factors_key)
-            latents, factors = _get(handle, lpath, lkey), _get(handle, lpath, fkey)
+            latents = _get(handle, lpath, lkey)
+            factors = _get(handle, lpath, fkey, labels=label_encode_factors)
         finally:
             _close(handle)
         fpath = lpath
     else:
         fpath = Path(factors_path)
         latents, lkey = _read(lpath, latents_key, "latents")
-        factors, fkey = _read(fpath, factors_key, "factors")
+        factors, fkey = _read(fpath, factors_key, "factors", labels=label_encode_factors)
+    encoding: dict[int, list[str]] = {}
+    if label_encode_factors:
+        factors, encoding = label_encode(factors)
     latents, factors = as_columns(latents), as_columns(factors)
     if latents.shape[0] != factors.shape[0]:
         lname = lpath if lkey is None else f"{lpath}[{lkey!r}]"
@@ -399,7 +470,8 @@ def _read_pair(
             f"received latents {latents.shape} from {lname} and factors {factors.shape} "
             f"from {fname}"
         )
-    return _Pair(latents=latents, factors=factors, latents_key=lkey, factors_key=fkey)
+    return _Pair(latents=latents, factors=factors, latents_key=lkey, factors_key=fkey,
+                 label_encoding=encoding)
 
 
 def load_pair(

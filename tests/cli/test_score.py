@@ -327,3 +327,30 @@ def test_demo_default_suite(tmp_path, monkeypatch):
             bad = results["random"]["metrics"][name][score.name]
             if score.zero_when_independent:  # the factors are recoverable, noise is not
                 assert good > bad, (name, score.name)
+
+
+def test_text_labels_in_a_factors_csv_are_refused_with_a_hint_or_label_encoded(tmp_path):
+    rng = np.random.default_rng(0)
+    colours = np.array(["red", "green", "blue"])[rng.integers(0, 3, 300)]
+    size = rng.integers(0, 4, 300)
+    z = np.column_stack([(colours == "red") + 0.1 * rng.normal(size=300),
+                         size + 0.1 * rng.normal(size=300)])
+    np.save(tmp_path / "z.npy", z)
+    csv_path = tmp_path / "y.csv"
+    csv_path.write_text("colour,size\n" + "".join(f"{c},{s}\n" for c, s in zip(
+        colours, size, strict=True)))
+    refused = runner.invoke(app, ["score", str(tmp_path / "z.npy"), str(csv_path), "-m", "mig"])
+    assert refused.exit_code == 2 and "--label-encode" in " ".join(refused.output.split())
+    out = tmp_path / "s.json"
+    result = runner.invoke(app, ["score", str(tmp_path / "z.npy"), str(csv_path), "-m", "mig",
+                                 "--label-encode", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["inputs"]["factors"]["label_encoding"] == {"0": ["blue", "green", "red"]}
+    codes = np.searchsorted(["blue", "green", "red"], colours)  # the same numbering by hand
+    np.save(tmp_path / "s.npy", np.column_stack([codes, size]))
+    direct = runner.invoke(app, ["score", str(tmp_path / "z.npy"), str(tmp_path / "s.npy"),
+                                 "-m", "mig", "--json", "-"])
+    assert direct.exit_code == 0, direct.output
+    assert json.loads(direct.stdout)["metrics"]["mig"]["score"] == payload["metrics"]["mig"][
+        "score"]

@@ -278,6 +278,12 @@ def score(
         int, typer.Option(help="Parallel jobs for per-factor fits (-1: every core; the "
                           "numbers do not depend on it).")
     ] = -1,
+    label_encode: Annotated[
+        bool,
+        typer.Option("--label-encode", help="Factors given as text labels (e.g. a CSV column "
+                     "of colour names): number each column's labels in sorted order; the "
+                     "mapping is recorded in the --json output."),
+    ] = False,
     json_path: Annotated[
         Path | None,
         typer.Option(
@@ -303,7 +309,13 @@ def score(
     """Score a representation stored in array files with the metric suite."""
     err = stderr()
     with user_errors(debug):
-        pair = _read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key)
+        pair = _read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key,
+                          label_encode_factors=label_encode)
+        for column, labels in pair.label_encoding.items():
+            shown = ", ".join(f"{i}={lab}" for i, lab in enumerate(labels[:6]))
+            err.print(Text(f"factor column {column}: {len(labels)} labels encoded as "
+                           f"{shown}{', ...' if len(labels) > 6 else ''}", style="dim"),
+                      soft_wrap=True)
         names = parse_metric_list(metrics) or default_suite()
         overrides = parse_options(option)
         wanted = list(_BASELINE_ORDER) if baselines else []
@@ -347,6 +359,8 @@ def score(
             "dtype": str(arr.dtype),
             "sha256": digests[resolved],
         }
+        if role == "factors" and pair.label_encoding:  # code → label, per encoded column
+            inputs[role]["label_encoding"] = {str(c): v for c, v in pair.label_encoding.items()}
     payload = {
         "disentkit_version": __version__,
         "inputs": inputs,
