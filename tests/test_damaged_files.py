@@ -7,8 +7,10 @@ in the JSON files of a run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from disentkit.data import get_dataset
+from disentkit import DisentkitWarning
+from disentkit.data import get_dataset, official
 from disentkit.data.official import prepare
 from disentkit.train import fit, load_model
 from tests.data import fixtures as fx
@@ -41,12 +44,16 @@ def released(tmp_path_factory) -> Path:
     return d
 
 
-def _read(name: str, root: Path) -> np.ndarray:
-    """Everything a user does with an official file: prepare if needed, then read."""
+def _open(name: str, root: Path) -> tuple[object, np.ndarray]:
+    """Everything a user does with an official file: prepare if needed, open, read."""
     if name == "shapes3d":
         prepare(name, data_dir=root)
     ds = get_dataset(name, data_dir=root)
-    return ds.images(np.arange(len(ds) - 3, len(ds)))
+    return ds, ds.images(np.arange(len(ds) - 3, len(ds)))
+
+
+def _read(name: str, root: Path) -> np.ndarray:
+    return _open(name, root)[1]
 
 
 OFFICIAL = [("shapes3d", "3dshapes.h5"), ("mpi3d_toy", "mpi3d_toy.npz"),
@@ -71,19 +78,29 @@ def test_truncated_official_files_name_the_file(released, tmp_path, name, file, 
 def test_corrupt_official_files_are_refused_or_read_exactly(released, tmp_path, name, file,
                                                            seed):
     """Flipped bytes either break the container (refused, naming the file) or land in
-    pixels, which the loader cannot know; they never raise anything but a ValueError."""
+    pixels. Then, for a dataset whose releases' checksums are registered, the loader says
+    the file matches no known release (a warning naming the file); for one without, the
+    file's sha256 is recorded in the dataset's source (and so in every metrics.json), so
+    a damaged file is never read without a trace."""
     data = bytearray((released / file).read_bytes())
     rng = np.random.default_rng(seed)
     for pos in rng.integers(0, len(data), 8):
         data[pos] ^= 0xFF
     root = _fresh(tmp_path, name)
     (root / name / file).write_bytes(bytes(data))
-    try:
-        images = _read(name, root)
-    except ValueError as exc:
-        assert file in str(exc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DisentkitWarning)
+        try:
+            ds, images = _open(name, root)
+        except ValueError as exc:
+            assert file in str(exc)
+            return
+    assert images.dtype == np.uint8 and images.shape[0] == 3
+    if official._SPECS[name].sha256:
+        said = [str(w.message) for w in caught if issubclass(w.category, DisentkitWarning)]
+        assert any(file in m and "matches no known release" in m for m in said), said
     else:
-        assert images.dtype == np.uint8 and images.shape[0] == 3
+        assert ds.source.sha256 == hashlib.sha256(bytes(data)).hexdigest()
 
 
 @pytest.mark.parametrize(
