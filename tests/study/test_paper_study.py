@@ -4,8 +4,10 @@ paper-style table as CSV, Markdown and in its HTML page."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
@@ -63,3 +65,25 @@ def test_study_run_with_set_then_report_writes_the_paper_table(tmp_path):
     assert head < page.index("<h2>Runs</h2>")  # near the top
     assert "<table class=\"paper\">" in page and "Difference to beta_vae" in page
     assert "paper_table.csv" in page and "paired by seed" in page
+
+
+@pytest.mark.slow
+def test_the_shipped_mini_study_cut_down_runs_and_reports(tmp_path):
+    """`study run examples/studies/qlae2023_mini.yaml --executor local --set
+    train.steps=20 --set eval.n_samples=1000`, then `study report`: the issue's check."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "mini"
+    run = CliRunner().invoke(app, [
+        "study", "run", str(root / "examples" / "studies" / "qlae2023_mini.yaml"),
+        "--out", str(out), "--executor", "local", "--set", "train.steps=20",
+        "--set", "eval.n_samples=1000", "--no-report"])
+    assert run.exit_code == 0, run.output
+    frame = pd.read_parquet(out / "results.parquet")
+    assert len(frame) == 15 and set(frame["status"]) == {"done"}
+    assert set(frame["model"]) == {"qlae", "ae", "beta_vae", "beta_tcvae", "bioae"}
+    report = CliRunner().invoke(app, ["study", "report", str(out)])
+    assert report.exit_code == 0, report.output
+    table = pd.read_csv(out / "paper_table.csv")
+    assert set(table["model"]) == set(frame["model"]) and set(table["n"]) == {3}
+    page = (out / "report.html").read_text()
+    assert 'id="paper-table"' in page and "qlae" in page
