@@ -73,7 +73,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if rng and state.ranges:
             start = int(rng.removeprefix("bytes=").split("-")[0])
             if start >= len(body):
-                self.send_error(416)
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -150,6 +153,22 @@ def test_a_partial_file_from_an_earlier_run_is_resumed(server, tmp_path) -> None
     downloader(server.url(), dest)
     assert downloader.sha256 == SHA and dest.read_bytes() == BODY
     assert server.state.requests == [("/f.bin", "bytes=20000-")]
+
+
+def test_a_complete_partial_file_is_verified_without_downloading_again(server,
+                                                                      tmp_path) -> None:
+    dest = tmp_path / "f.bin"  # a run killed between the last byte and the rename
+    partial_file(dest).write_bytes(BODY)
+    assert download_file(server.url(), dest, known_sha256=(SHA,)) == SHA
+    assert dest.read_bytes() == BODY and not partial_file(dest).exists()
+    assert server.state.requests == [("/f.bin", f"bytes={len(BODY)}-")]
+
+
+def test_a_partial_file_longer_than_the_release_starts_again(server, tmp_path) -> None:
+    dest = tmp_path / "f.bin"
+    partial_file(dest).write_bytes(BODY + b"junk")
+    assert download_file(server.url(), dest, known_sha256=(SHA,), backoff=0) == SHA
+    assert [r for _, r in server.state.requests] == [f"bytes={len(BODY) + 4}-", None]
 
 
 def test_a_server_ignoring_range_restarts_from_scratch(server, tmp_path) -> None:

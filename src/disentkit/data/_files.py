@@ -533,8 +533,10 @@ class ResumableDownloader:
         try:
             response = urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # nothing after our bytes: restart from scratch
-                part.unlink(missing_ok=True)
+            if exc.code == 416 and have:  # nothing after our bytes
+                if _content_range_total(exc.headers.get("Content-Range")) == have:
+                    return _hash_prefix(part, have)  # complete: killed before the rename
+                part.unlink(missing_ok=True)  # not a prefix of this file: start again
                 raise _Transient(f"the server refused to resume at byte {have}") from None
             if exc.code in _RETRY_STATUS:
                 raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
@@ -565,12 +567,7 @@ class ResumableDownloader:
             else:  # the whole file: start again
                 have, total, mode = 0, length_n, "wb"
             if hashed != have:  # hash what is already on disk (a resumed earlier run)
-                digest, hashed = hashlib.sha256(), 0
-                if have:
-                    with open(part, "rb") as f:
-                        while hashed < have and (chunk := f.read(min(_CHUNK, have - hashed))):
-                            digest.update(chunk)
-                            hashed += len(chunk)
+                digest, hashed = _hash_prefix(part, have)
             done = have
             _report(self.progress, "download", done, total)
             try:
@@ -592,6 +589,17 @@ class ResumableDownloader:
         if total is not None and done < total:
             raise _Transient(f"the transfer stopped after {done} of {total} bytes")
         return digest, hashed
+
+
+def _hash_prefix(path: Path, size: int) -> tuple[Any, int]:
+    """sha256 state of the first ``size`` bytes of ``path``, and that size."""
+    digest, done = hashlib.sha256(), 0
+    if size:
+        with open(path, "rb") as f:
+            while done < size and (chunk := f.read(min(_CHUNK, size - done))):
+                digest.update(chunk)
+                done += len(chunk)
+    return digest, done
 
 
 def _headers() -> dict[str, str]:
