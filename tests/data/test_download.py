@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from disentkit.cli import app
-from disentkit.data import DATASETS, _base, get_dataset
+from disentkit.data import DATASETS, _base, _files, get_dataset
 from disentkit.data._files import (
     HASH_CACHE,
     ResumableDownloader,
@@ -55,12 +55,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep the test output clean
         pass
 
+    def do_HEAD(self) -> None:
+        self.send_response(200 if self.path in self.server.state.files else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:
         state = self.server.state
         rng = self.headers.get("Range")
         state.requests.append((self.path, rng))
         if state.fail_with:
-            self.send_error(state.fail_with.pop(0))
+            code = state.fail_with.pop(0)
+            self.send_response(code)
+            self.send_header("Retry-After", "0")  # asked for: no backoff wait
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         body = state.files.get(self.path)
         if body is None:
@@ -137,10 +146,16 @@ def test_a_complete_download_is_verified_and_lands_under_its_name(server, tmp_pa
     assert calls[-1] == ("download", len(BODY), len(BODY))
 
 
-def test_an_interrupted_transfer_resumes_with_a_range_request(server, tmp_path) -> None:
+def test_an_interrupted_transfer_resumes_with_a_range_request(server, tmp_path,
+                                                              monkeypatch) -> None:
+    rehashed: list[int] = []  # bytes read back from disk to hash (none within one call)
+    real = _files._hash_prefix
+    monkeypatch.setattr(_files, "_hash_prefix",
+                        lambda path, size: rehashed.append(size) or real(path, size))
     server.state.drop_after = [10_000, 7_000]  # two dropped connections, then the rest
     dest = tmp_path / "f.bin"
     sha = download_file(server.url(), dest, known_sha256=(SHA,), backoff=0)
+    assert rehashed == []
     assert sha == SHA and hashlib.sha256(dest.read_bytes()).hexdigest() == SHA
     assert [r for _, r in server.state.requests] == [None, "bytes=10000-", "bytes=17000-"]
     assert not partial_file(dest).exists()
@@ -180,9 +195,20 @@ def test_a_server_ignoring_range_restarts_from_scratch(server, tmp_path) -> None
 
 
 def test_rate_limits_and_server_errors_are_retried(server, tmp_path) -> None:
-    server.state.fail_with = [429, 503]
-    assert download_file(server.url(), tmp_path / "f.bin", backoff=0) == SHA
-    assert len(server.state.requests) == 3
+    server.state.fail_with = [429, 503]  # Retry-After: 0, so the long backoff is not used
+    t0 = time.monotonic()
+    assert download_file(server.url(), tmp_path / "f.bin", backoff=30) == SHA
+    assert len(server.state.requests) == 3 and time.monotonic() - t0 < 10
+    server.state.fail_with = [503, 503]
+    with pytest.raises(ConnectionError, match=r"after 2 attempt.*HTTP 503.*Try again later"):
+        download_file(server.url(), tmp_path / "g.bin", retries=1)
+    assert not (tmp_path / "g.bin").exists() and not partial_file(tmp_path / "g.bin").exists()
+
+
+def test_the_downloader_answers_pooch_availability_checks(server, tmp_path) -> None:
+    check = ResumableDownloader()
+    assert check(server.url(), tmp_path / "f.bin", None, check_only=True) is True
+    assert check(server.url("/nope.bin"), tmp_path / "f.bin", None, check_only=True) is False
 
 
 def test_giving_up_keeps_the_partial_file_for_later_and_says_so(server, tmp_path) -> None:
@@ -284,7 +310,7 @@ def test_get_dataset_downloads_missing_files_first(server, tiny_mpi3d, tmp_path)
     ds = get_dataset("mpi3d_toy", data_dir=root, download=True)
     assert np.array_equal(ds.images([5, 2]), tiny_mpi3d[[5, 2]])
     assert ds.source.known_release is True
-    assert [r for _, r in server.state.requests] == [None, "bytes=300-"]
+    assert [r for _, r in server.state.requests] == [None, "bytes=300-"]  # answered: 200
     get_dataset("mpi3d_toy", data_dir=root, download=True)  # present: no request
     assert len(server.state.requests) == 2
     get_dataset("shapes3d_procedural", download=True, image_size=8, cache_dir=False)
@@ -333,3 +359,11 @@ def test_data_download_all(server, tiny_mpi3d, tmp_path, monkeypatch) -> None:
     bad = CliRunner().invoke(app, ["data", "download", "mpi3d_toy", "--all"])
     assert bad.exit_code == 2 and "NAME or --all" in bad.output
 
+
+
+def test_a_dropped_transfer_from_a_server_ignoring_range_starts_again(server, tmp_path) -> None:
+    server.state.ranges = False
+    server.state.drop_after = [300]
+    dest = tmp_path / "f.bin"
+    assert download_file(server.url(), dest, known_sha256=(SHA,), backoff=0) == SHA
+    assert [r for _, r in server.state.requests] == [None, "bytes=300-"]  # answered: 200

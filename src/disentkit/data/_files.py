@@ -421,7 +421,17 @@ def partial_file(dest: str | os.PathLike[str]) -> Path:
 
 
 class _Transient(Exception):
-    """A failure worth another attempt (dropped connection, timeout, 429/5xx)."""
+    """A failure worth another attempt (dropped connection, timeout, 429/5xx); ``wait``:
+    the seconds the server asked for (``Retry-After``), if it did."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
+    return float(value) if value.isdigit() else None
 
 
 def _offline(reason: object) -> bool:
@@ -445,8 +455,9 @@ class ResumableDownloader:
     Each attempt asks the server for the bytes after those already in the ``.part`` file
     (``Range: bytes=N-``) and appends them; a server that ignores the range sends the whole
     file, which then replaces the partial one. Dropped connections, timeouts and HTTP
-    408/429/5xx are retried up to ``retries`` times, waiting ``backoff * 2**attempt``
-    seconds (at most 60) in between; no network at all (name resolution fails, network
+    408/425/429/5xx are retried up to ``retries`` times, waiting what the server asks for
+    (``Retry-After`` in seconds) or else ``backoff * 2**attempt`` seconds (at most 60) in
+    between; client errors (404) and no network at all (name resolution fails, network
     unreachable) fails at once. The sha256 is computed as the bytes arrive. Only when
     the transfer is complete and the checksum matches a known release (when any are given)
     is the ``.part`` file renamed to the final name; a mismatch deletes it.
@@ -478,6 +489,8 @@ class ResumableDownloader:
         self.backoff = float(backoff)
         self.sha256: str | None = None
         self.attempts = 0
+        self._digest: Any = hashlib.sha256()
+        self._hashed = 0
 
     def __call__(self, url: str, output_file: str | os.PathLike[str], pooch: object = None,
                  check_only: bool = False) -> bool | None:
@@ -492,23 +505,27 @@ class ResumableDownloader:
         part = partial_file(dest)
         manual = f"download {url} by other means and put the file at {dest}"
         part.parent.mkdir(parents=True, exist_ok=True)
-        digest, hashed = hashlib.sha256(), 0
+        # sha256 of the first ``_hashed`` bytes of the .part file, kept across attempts
+        self._digest, self._hashed = hashlib.sha256(), 0
         self.attempts = 0
         while True:
             self.attempts += 1
             try:
-                digest, hashed = self._attempt(url, part, digest, hashed, manual)
+                self._attempt(url, part, manual)
                 break
             except _Transient as exc:
                 if self.attempts > self.retries:
                     have = part.stat().st_size if part.exists() else 0
+                    kept = (f"The {have} bytes received are kept in {part}; running the "
+                            "download again resumes from there. Or " if have else "Try again "
+                            "later, or ")
                     raise ConnectionError(
                         f"download of {url} failed after {self.attempts} attempt(s): {exc}. "
-                        f"The {have} bytes received are kept in {part}; running the download "
-                        f"again resumes from there. Or {manual}"
+                        f"{kept}{manual}"
                     ) from None
-                time.sleep(min(60.0, self.backoff * 2 ** (self.attempts - 1)))
-        sha = digest.hexdigest()
+                wait = self.backoff * 2 ** (self.attempts - 1) if exc.wait is None else exc.wait
+                time.sleep(min(60.0, wait))
+        sha = self._digest.hexdigest()
         if self.known_sha256 and sha not in self.known_sha256:
             part.unlink(missing_ok=True)
             raise ValueError(
@@ -522,9 +539,8 @@ class ResumableDownloader:
         self.sha256 = sha
         return None
 
-    def _attempt(self, url: str, part: Path, digest: Any, hashed: int,
-                 manual: str) -> tuple[Any, int]:
-        """One request; returns the digest of the whole file once it is complete."""
+    def _attempt(self, url: str, part: Path, manual: str) -> None:
+        """One request, appending to ``part`` and to the digest; returns once complete."""
         have = part.stat().st_size if part.exists() else 0
         headers = _headers()
         if have:
@@ -535,11 +551,13 @@ class ResumableDownloader:
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and have:  # nothing after our bytes
                 if _content_range_total(exc.headers.get("Content-Range")) == have:
-                    return _hash_prefix(part, have)  # complete: killed before the rename
+                    self._digest, self._hashed = _hash_prefix(part, have)  # complete:
+                    return  # a run killed before the rename
                 part.unlink(missing_ok=True)  # not a prefix of this file: start again
                 raise _Transient(f"the server refused to resume at byte {have}") from None
             if exc.code in _RETRY_STATUS:
-                raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
+                raise _Transient(f"HTTP {exc.code} {exc.reason}",
+                                 _retry_after(exc.headers)) from None
             raise ConnectionError(
                 f"could not download {url}: HTTP {exc.code} {exc.reason}. {manual}"
             ) from None
@@ -566,29 +584,32 @@ class ResumableDownloader:
                 mode = "ab"
             else:  # the whole file: start again
                 have, total, mode = 0, length_n, "wb"
-            if hashed != have:  # hash what is already on disk (a resumed earlier run)
-                digest, hashed = _hash_prefix(part, have)
+            if self._hashed != have:  # hash what is on disk (a resumed earlier run)
+                self._digest, self._hashed = _hash_prefix(part, have)
             done = have
             _report(self.progress, "download", done, total)
-            try:
-                with open(part, mode) as out:
-                    if mode == "ab":
-                        out.truncate(have)
-                    # read1: whatever has arrived, so a stalled transfer still lands on disk
-                    read = getattr(response, "read1", response.read)
-                    while chunk := read(1 << 20):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        hashed = done
-                        _report(self.progress, "download", done, total)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                raise _Transient(f"the transfer stopped after {done} bytes ({exc!r})") from None
+            # read1: whatever has arrived, so a stalled transfer still lands on disk
+            read = getattr(response, "read1", response.read)
+            with open(part, mode) as out:  # write errors (a full disk) are not retried
+                if mode == "ab":
+                    out.truncate(have)
+                while True:
+                    try:
+                        chunk = read(1 << 20)
+                    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                        raise _Transient(
+                            f"the transfer stopped after {done} bytes ({exc!r})") from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    self._digest.update(chunk)
+                    done += len(chunk)
+                    self._hashed = done
+                    _report(self.progress, "download", done, total)
+                out.flush()
+                os.fsync(out.fileno())
         if total is not None and done < total:
             raise _Transient(f"the transfer stopped after {done} of {total} bytes")
-        return digest, hashed
 
 
 def _hash_prefix(path: Path, size: int) -> tuple[Any, int]:
