@@ -122,8 +122,8 @@ def fetch_advice(name: str, data_dir: str | os.PathLike[str] | None = None) -> s
     spec = _spec(name)
     base = _dataset_dir(name, data_dir)
     if spec.manual:
-        return (f"disentkit cannot fetch the {name} release automatically "
-                f"(`disentkit data download {name}` cannot either): {spec.manual}.")
+        return (f"`disentkit data download {name}` cannot fetch this release (nor can "
+                f"get_dataset(..., download=True)); get it by hand: {spec.manual}.")
     urls = [spec.urls[f] for f in spec.files if not (base / f).exists()] or [
         spec.urls[f] for f in spec.files]
     return (f"Run `disentkit data download {name}` (or get_dataset({name!r}, download=True)) "
