@@ -10,7 +10,9 @@ Commands (all registry-driven: every dataset in :data:`disentkit.data.DATASETS` 
 - ``disentkit data show NAME``: a factor grid picture (one row per factor), written to
   ``NAME.png`` in the current folder unless ``--out`` says otherwise.
 - ``disentkit data download NAME`` / ``disentkit data prepare NAME``: fetch an official
-  release / convert it once to a memory-mapped cache, with a progress bar.
+  release (resumable, retried, checksum-verified) / convert it once to a memory-mapped
+  cache, with a progress bar. ``disentkit data download --all`` fetches every official
+  release that can be fetched and says how to get the others.
 
 ``--data-dir`` sets the data root; without it, ``$DISENTKIT_DATA``, else
 ``~/.cache/disentkit``. Bad input and missing files end with one red paragraph on stderr and
@@ -198,7 +200,19 @@ def _registry_meta(info: Any, data_dir: Path | None) -> dict[str, Any]:
         "sha256": {k: list(v) for k, v in info.sha256.items()},
         "licence": info.licence,
         "procedural_alternative": info.procedural_alternative,
+        "advice": _fetch_advice(info.name, data_dir),
     }
+
+
+def _fetch_advice(name: str, data_dir: Path | None) -> str:
+    """The official module's one sentence on how to get ``name``'s files."""
+    advice = getattr(_official_module(), "fetch_advice", None)
+    if advice is not None:
+        try:
+            return str(advice(name, data_dir))
+        except (KeyError, ValueError):  # registered elsewhere, unknown to the official module
+            pass
+    return f"disentkit data download {name} (or place the files by hand)"
 
 
 # --------------------------------------------------------------------------- commands
@@ -345,8 +359,7 @@ def _print_registry_meta(out: Console, meta: Mapping[str, Any]) -> None:
         out.print(f"licence: {meta['licence']}", soft_wrap=True)
     if meta.get("procedural_alternative"):
         out.print(f"procedural alternative: {meta['procedural_alternative']}", soft_wrap=True)
-    out.print(f"then: disentkit data download {meta['name']} (or place the files by hand)",
-              soft_wrap=True)
+    out.print(f"then: {meta['advice']}", soft_wrap=True)
 
 
 @data_app.command()
@@ -447,15 +460,52 @@ class _ProgressBar:
 
 @data_app.command()
 def download(
-    name: Name,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Dataset name (see `disentkit data list`); omit with --all.",
+                       show_default=False),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every official dataset that can be fetched.")
+    ] = False,
     data_dir: DataDir = None,
     force: Annotated[bool, typer.Option("--force", help="Download again if present.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Download the official files of NAME into <data root>/NAME/ (checksum-verified)."""
-    paths = _run_official("download", name, data_dir, force, debug)
-    for p in paths or ():
-        typer.echo(str(p))
+    """Download the official files of NAME into <data root>/NAME/ (resumable, retried,
+    checksum-verified; an interrupted download resumes when run again)."""
+    if all_ == (name is not None):
+        with _user_errors(debug):
+            raise ValueError("data download needs a dataset NAME or --all (not both); "
+                             f"received {'NAME and --all' if all_ else 'neither'}")
+    if not all_:
+        paths = _run_official("download", str(name), data_dir, force, debug)
+        for p in paths or ():
+            typer.echo(str(p))
+        return
+    err = stderr()
+    official = _official_module()
+    status = getattr(official, "status", None)
+    failed = []
+    for n, info in _datasets().items():
+        if info.kind != "official":
+            continue
+        s = status(n, data_dir) if status is not None else {}
+        if s.get("automatic_download") is False and not s.get("present"):
+            err.print(Text.assemble((f"{n}: skipped. ", "bold yellow"),
+                                    (str(s.get("advice", "")), "yellow")), soft_wrap=True)
+            continue
+        try:
+            paths = _run_official("download", n, data_dir, force, debug)
+        except typer.Exit:
+            failed.append(n)
+            continue
+        for p in paths or ():
+            typer.echo(str(p))
+    if failed:
+        error(f"could not download: {', '.join(failed)} (the others are in place; run the "
+              "command again to resume)")
+        raise typer.Exit(1)
 
 
 @data_app.command()

@@ -254,18 +254,27 @@ def register_dataset(
 
 
 def get_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
-                **options: Any) -> FactorDataset:
+                download: bool = False, **options: Any) -> FactorDataset:
     """Build the dataset registered as ``name``.
 
     Args:
         name: registry name (``disentkit data list``).
         data_dir: root of official dataset files (see :func:`data_root`).
+        download: for an official dataset whose files are missing, download them first
+            (resumable and checksum-verified, like ``disentkit data download NAME``);
+            procedural datasets have nothing to download and ignore it.
         options: dataset options (e.g. ``image_size``, ``color``), checked by the factory.
 
     Raises:
         KeyError: unknown name (the message lists the known ones).
         FileNotFoundError: an official dataset whose files are missing (the message names
             the expected path, the download command and the procedural alternative).
+        ConnectionError, ValueError: with ``download=True``, the download failed or its
+            checksum matches no known release.
+        disentkit.data.ManualDownloadError: with ``download=True``, a release that must be
+            fetched by hand (the message says how).
     """
     info = DATASETS[name]
+    if download and info.kind == "official":
+        options["download"] = True
     return info.factory(data_dir=data_dir, **options)

@@ -16,18 +16,23 @@
 - **Rows on demand.** :func:`read_rows` reads rows of an array stored in a file with
   positional reads straight into the output, so reading a batch holds the batch in memory
   and nothing else (the file's pages stay in the shared page cache).
-- **Downloads.** :func:`download_file` streams a URL to a temporary file, checks its
-  sha256 against known releases and only then renames it.
+- **Downloads.** :func:`download_file` streams a URL into a hidden ``.<name>.part`` file
+  (:class:`ResumableDownloader`: HTTP Range resume, retries with backoff, progress),
+  checks its sha256 against known releases and only then renames it; a mismatch removes
+  it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import importlib
 import os
+import socket
 import struct
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -396,6 +401,232 @@ def grid_factors(sizes: Sequence[int]) -> np.ndarray:
 
 
 # -- downloads --------------------------------------------------------------------------------
+PART_SUFFIX = ".part"
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_OFFLINE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, -2, -3, -5})
+
+
+def partial_file(dest: str | os.PathLike[str]) -> Path:
+    """Where the bytes of ``dest`` collect while it downloads: ``.<name>.part`` beside it.
+
+    The name is hidden and never the final name, so a partial file is never taken for a
+    complete one; the next download of ``dest`` resumes from it.
+
+    Example:
+        >>> partial_file("/data/shapes3d/3dshapes.h5").name
+        '.3dshapes.h5.part'
+    """
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}{PART_SUFFIX}")
+
+
+class _Transient(Exception):
+    """A failure worth another attempt (dropped connection, timeout, 429/5xx); ``wait``:
+    the seconds the server asked for (``Retry-After``), if it did."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
+    return float(value) if value.isdigit() else None
+
+
+def _offline(reason: object) -> bool:
+    return isinstance(reason, socket.gaierror) or (
+        isinstance(reason, OSError) and reason.errno in _OFFLINE_ERRNOS
+    )
+
+
+def _content_range_total(value: str | None) -> int | None:
+    """Total size from a ``Content-Range: bytes a-b/total`` header."""
+    if value and "/" in value:
+        total = value.rsplit("/", 1)[1].strip()
+        if total.isdigit():
+            return int(total)
+    return None
+
+
+class ResumableDownloader:
+    """Download over HTTP(S) into a ``.part`` file that survives interruptions.
+
+    Each attempt asks the server for the bytes after those already in the ``.part`` file
+    (``Range: bytes=N-``) and appends them; a server that ignores the range sends the whole
+    file, which then replaces the partial one. Dropped connections, timeouts and HTTP
+    408/425/429/5xx are retried up to ``retries`` times, waiting what the server asks for
+    (``Retry-After`` in seconds) or else ``backoff * 2**attempt`` seconds (at most 60) in
+    between; client errors (404) and no network at all (name resolution fails, network
+    unreachable) fails at once. The sha256 is computed as the bytes arrive. Only when
+    the transfer is complete and the checksum matches a known release (when any are given)
+    is the ``.part`` file renamed to the final name; a mismatch deletes it.
+
+    The call signature is pooch's downloader protocol, so an instance also serves
+    ``pooch.retrieve(url, known_hash, downloader=ResumableDownloader())``.
+
+    Args:
+        known_sha256: checksums of known releases; any other digest is refused.
+        progress: ``progress("download", bytes_done, bytes_total_or_None)``.
+        timeout: seconds to wait for the connection and for each read.
+        retries: further attempts after a transient failure.
+        backoff: seconds before the first retry (doubling each time).
+
+    Attributes:
+        sha256: digest of the last completed download.
+        attempts: requests made by the last call (for logs and tests).
+    """
+
+    def __init__(self, *, known_sha256: Sequence[str] = (), progress: Progress | None = None,
+                 timeout: float = 15.0, retries: int = 5, backoff: float = 1.0) -> None:
+        if retries < 0 or backoff < 0:
+            raise ValueError(f"retries and backoff must be >= 0; received retries={retries}, "
+                             f"backoff={backoff}")
+        self.known_sha256 = tuple(known_sha256)
+        self.progress = progress
+        self.timeout = timeout
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.sha256: str | None = None
+        self.attempts = 0
+        self._digest: Any = hashlib.sha256()
+        self._hashed = 0
+
+    def __call__(self, url: str, output_file: str | os.PathLike[str], pooch: object = None,
+                 check_only: bool = False) -> bool | None:
+        dest = Path(output_file)
+        if check_only:  # pooch asks whether the file is reachable
+            try:
+                request = urllib.request.Request(url, method="HEAD", headers=_headers())
+                with urllib.request.urlopen(request, timeout=self.timeout):
+                    return True
+            except (urllib.error.URLError, OSError, ValueError):
+                return False
+        part = partial_file(dest)
+        manual = f"download {url} by other means and put the file at {dest}"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        # sha256 of the first ``_hashed`` bytes of the .part file, kept across attempts
+        self._digest, self._hashed = hashlib.sha256(), 0
+        self.attempts = 0
+        while True:
+            self.attempts += 1
+            try:
+                self._attempt(url, part, manual)
+                break
+            except _Transient as exc:
+                if self.attempts > self.retries:
+                    have = part.stat().st_size if part.exists() else 0
+                    kept = (f"The {have} bytes received are kept in {part}; running the "
+                            "download again resumes from there. Or " if have else "Try again "
+                            "later, or ")
+                    raise ConnectionError(
+                        f"download of {url} failed after {self.attempts} attempt(s): {exc}. "
+                        f"{kept}{manual}"
+                    ) from None
+                wait = self.backoff * 2 ** (self.attempts - 1) if exc.wait is None else exc.wait
+                time.sleep(min(60.0, wait))
+        sha = self._digest.hexdigest()
+        if self.known_sha256 and sha not in self.known_sha256:
+            part.unlink(missing_ok=True)
+            raise ValueError(
+                f"checksum mismatch for {url}: expected sha256 "
+                f"{' or '.join(self.known_sha256)}, received {sha}; the download was "
+                "corrupted or the release changed, and the file was removed. Run the "
+                f"download again, or {manual}"
+            )
+        _fsync(part)
+        os.replace(part, dest)
+        self.sha256 = sha
+        return None
+
+    def _attempt(self, url: str, part: Path, manual: str) -> None:
+        """One request, appending to ``part`` and to the digest; returns once complete."""
+        have = part.stat().st_size if part.exists() else 0
+        headers = _headers()
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and have:  # nothing after our bytes
+                if _content_range_total(exc.headers.get("Content-Range")) == have:
+                    self._digest, self._hashed = _hash_prefix(part, have)  # complete:
+                    return  # a run killed before the rename
+                part.unlink(missing_ok=True)  # not a prefix of this file: start again
+                raise _Transient(f"the server refused to resume at byte {have}") from None
+            if exc.code in _RETRY_STATUS:
+                raise _Transient(f"HTTP {exc.code} {exc.reason}",
+                                 _retry_after(exc.headers)) from None
+            raise ConnectionError(
+                f"could not download {url}: HTTP {exc.code} {exc.reason}. {manual}"
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if _offline(reason) or isinstance(exc, ValueError):
+                raise ConnectionError(
+                    f"could not download {url}: {reason}. Offline? {manual}"
+                ) from None
+            raise _Transient(str(reason)) from None
+        with response:
+            ctype = (response.headers.get("Content-Type") or "").lower()
+            if ctype.startswith("text/html"):
+                raise ValueError(
+                    f"{url} answered with a web page (Content-Type {ctype}), not the data "
+                    f"file; the host may ask for a confirmation in a browser: {manual}"
+                )
+            length = response.headers.get("Content-Length")
+            length_n = int(length) if length and length.isdigit() else None
+            if getattr(response, "status", 200) == 206 and have:
+                total = _content_range_total(response.headers.get("Content-Range"))
+                if total is None and length_n is not None:
+                    total = have + length_n
+                mode = "ab"
+            else:  # the whole file: start again
+                have, total, mode = 0, length_n, "wb"
+            if self._hashed != have:  # hash what is on disk (a resumed earlier run)
+                self._digest, self._hashed = _hash_prefix(part, have)
+            done = have
+            _report(self.progress, "download", done, total)
+            # read1: whatever has arrived, so a stalled transfer still lands on disk
+            read = getattr(response, "read1", response.read)
+            with open(part, mode) as out:  # write errors (a full disk) are not retried
+                if mode == "ab":
+                    out.truncate(have)
+                while True:
+                    try:
+                        chunk = read(1 << 20)
+                    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                        raise _Transient(
+                            f"the transfer stopped after {done} bytes ({exc!r})") from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    self._digest.update(chunk)
+                    done += len(chunk)
+                    self._hashed = done
+                    _report(self.progress, "download", done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        if total is not None and done < total:
+            raise _Transient(f"the transfer stopped after {done} of {total} bytes")
+
+
+def _hash_prefix(path: Path, size: int) -> tuple[Any, int]:
+    """sha256 state of the first ``size`` bytes of ``path``, and that size."""
+    digest, done = hashlib.sha256(), 0
+    if size:
+        with open(path, "rb") as f:
+            while done < size and (chunk := f.read(min(_CHUNK, size - done))):
+                digest.update(chunk)
+                done += len(chunk)
+    return digest, done
+
+
+def _headers() -> dict[str, str]:
+    return {"User-Agent": f"disentkit/{disentkit_version()}"}
+
+
 def download_file(
     url: str,
     dest: str | os.PathLike[str],
@@ -403,8 +634,16 @@ def download_file(
     known_sha256: Sequence[str] = (),
     progress: Progress | None = None,
     timeout: float = 15.0,
+    retries: int = 5,
+    backoff: float = 1.0,
 ) -> str:
-    """Download ``url`` to ``dest`` through a temporary file; return its sha256.
+    """Download ``url`` to ``dest``, resuming and retrying; return its sha256.
+
+    Bytes collect in :func:`partial_file` (``.<name>.part``) with
+    :class:`ResumableDownloader`; the file appears under ``dest`` only once complete and
+    checksum-verified, and its digest is remembered (:func:`remember_sha256`) so opening
+    it does not hash it again. An interrupted download (dropped connection, killed
+    process) resumes from the ``.part`` file the next time.
 
     Args:
         url: address of the file.
@@ -412,62 +651,24 @@ def download_file(
         known_sha256: checksums of known releases; when given, any other digest is refused.
         progress: ``progress("download", bytes_done, bytes_total_or_None)``.
         timeout: seconds to wait for the connection and for each read.
+        retries: further attempts after a transient failure (see
+            :class:`ResumableDownloader`).
+        backoff: seconds before the first retry, doubling each time.
 
     Raises:
-        ConnectionError: no network, DNS failure, HTTP error or timeout (the message names
-            the URL and where to put a file fetched by other means).
-        ValueError: the checksum matches no known release, or the server sent a web page.
+        ConnectionError: no network, DNS failure, HTTP error, or still failing after the
+            retries (the message names the URL, the ``.part`` file kept for resuming and
+            where to put a file fetched by other means).
+        ValueError: the checksum matches no known release (the file is removed), or the
+            server sent a web page.
     """
+    downloader = ResumableDownloader(known_sha256=known_sha256, progress=progress,
+                                     timeout=timeout, retries=retries, backoff=backoff)
     dest = Path(dest)
-    manual = f"download {url} by other means and put the file at {dest}"
-    request = urllib.request.Request(
-        url, headers={"User-Agent": f"disentkit/{disentkit_version()}"}
-    )
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ConnectionError(f"could not download {url}: {reason}. Offline? {manual}") from None
-    tmp = temporary_file(dest)
-    digest = hashlib.sha256()
-    try:
-        with response:
-            ctype = (response.headers.get("Content-Type") or "").lower()
-            if ctype.startswith("text/html"):
-                raise ValueError(
-                    f"{url} answered with a web page (Content-Type {ctype}), not the data file; "
-                    f"the host may ask for a confirmation in a browser: {manual}"
-                )
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            done = 0
-            with open(tmp, "wb") as out:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    _report(progress, "download", done, total)
-                out.flush()
-                os.fsync(out.fileno())
-            if total is not None and done != total:
-                raise ConnectionError(
-                    f"download of {url} stopped after {done} of {total} bytes; {manual}"
-                )
-        sha = digest.hexdigest()
-        if known_sha256 and sha not in known_sha256:
-            raise ValueError(
-                f"checksum mismatch for {url}: expected sha256 "
-                f"{' or '.join(known_sha256)}, received {sha}; the download was discarded"
-            )
-        os.replace(tmp, dest)
-    except ConnectionError:
-        raise
-    except (TimeoutError, urllib.error.URLError, http.client.HTTPException) as exc:
-        raise ConnectionError(f"download of {url} failed: {exc}; {manual}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    remember_sha256(dest, sha)
-    return sha
+    downloader(url, dest)
+    assert downloader.sha256 is not None
+    remember_sha256(dest, downloader.sha256)
+    return downloader.sha256
 
 
 # -- rows on demand ---------------------------------------------------------------------------

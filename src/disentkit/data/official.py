@@ -6,8 +6,10 @@ released names. Asking for a dataset whose files are missing fails at once with 
 ``FileNotFoundError`` naming the expected path, ``disentkit data download NAME``, the URL
 and the procedural alternative.
 
-- :func:`download` fetches the released files (checksum-verified when a release checksum
-  is known).
+- :func:`download` fetches the released files (resumable, retried, checksum-verified
+  when a release checksum is known); ``get_dataset(name, download=True)`` does so first
+  when files are missing. :func:`fetch_advice` is the one place that says how to get a
+  release (and that Falcor3D and Isaac3D must be fetched by hand).
 - :func:`prepare` converts them once to ``<root>/<name>/prepared/images.npy`` (uint8
   ``(N, H, W, C)``, grid order, last factor fastest), ``factors.npy`` and ``meta.json``;
   the dataset then memory-maps ``images.npy``. Without a cache, dSprites loads directly
@@ -104,6 +106,30 @@ def _locate(spec: OfficialSpec, base: Path) -> dict[str, Path] | None:
     return None
 
 
+def fetch_advice(name: str, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """How to get the official files of ``name``: the one sentence every message uses.
+
+    For a release that :func:`download` can fetch, the download command (and
+    ``get_dataset(name, download=True)``) with the URLs; for one it cannot (Falcor3D,
+    Isaac3D: an archive behind a confirmation page), that it must be fetched by hand and how.
+
+    Example:
+        >>> "disentkit data download shapes3d" in fetch_advice("shapes3d")
+        True
+        >>> "cannot fetch" in fetch_advice("falcor3d")
+        True
+    """
+    spec = _spec(name)
+    base = _dataset_dir(name, data_dir)
+    if spec.manual:
+        return (f"`disentkit data download {name}` cannot fetch this release (nor can "
+                f"get_dataset(..., download=True)); get it by hand: {spec.manual}.")
+    urls = [spec.urls[f] for f in spec.files if not (base / f).exists()] or [
+        spec.urls[f] for f in spec.files]
+    return (f"Run `disentkit data download {name}` (or get_dataset({name!r}, download=True)) "
+            f"to fetch {' '.join(urls)}, or download by hand and put the files there.")
+
+
 def _missing_error(spec: OfficialSpec, base: Path) -> FileNotFoundError:
     lines = [f"{spec.name}: the official files are not in {base}."]
     for f in spec.files:
@@ -111,14 +137,7 @@ def _missing_error(spec: OfficialSpec, base: Path) -> FileNotFoundError:
             alt = spec.alternatives.get(f, ())
             also = f" (or {', '.join(str(base / a) for a in alt)})" if alt else ""
             lines.append(f"  expected {base / f.rstrip('/')}{also}")
-    if spec.manual:
-        lines.append(f"`disentkit data download {spec.name}` cannot fetch this release: "
-                     f"{spec.manual}.")
-    else:
-        urls = [spec.urls[f] for f in spec.files if not (base / f).exists()] or [
-            spec.urls[f] for f in spec.files]
-        lines.append(f"Run `disentkit data download {spec.name}` to fetch "
-                     f"{' '.join(urls)}, or download by hand and put the files there.")
+    lines.append(fetch_advice(spec.name, base.parent))
     lines.append("The data root is data_dir, else $DISENTKIT_DATA, else ~/.cache/disentkit.")
     if spec.procedural_alternative:
         alt = spec.procedural_alternative
@@ -597,11 +616,14 @@ def prepare(name: str, data_dir: str | os.PathLike[str] | None = None,
 
 def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
              progress: Progress | None = None, timeout: float = 15.0,
-             force: bool = False) -> list[Path]:
+             force: bool = False, retries: int = 5, backoff: float = 1.0) -> list[Path]:
     """Download the official files of ``name`` into ``<root>/<name>/``.
 
-    Each file streams to a temporary name, is checked against the known release checksums
-    (a mismatch is refused) and is then renamed; its sha256 is remembered so opening it
+    Each file collects in a hidden ``.<file>.part`` beside its final name, resuming with an
+    HTTP Range request after an interruption (also one from an earlier run) and retrying
+    transient failures with backoff; it is checked against the known release checksums
+    (a mismatch is refused and the bytes removed) and only then renamed (see
+    :func:`disentkit.data._files.download_file`). Its sha256 is remembered so opening it
     does not hash it again. Files already present are kept unless ``force``.
 
     Args:
@@ -610,6 +632,8 @@ def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
         progress: ``progress("download", bytes_done, bytes_total_or_None)``.
         timeout: seconds to wait for the server (connection and each read).
         force: download again even when the file is present.
+        retries: further attempts per file after a transient failure.
+        backoff: seconds before the first retry, doubling each time.
 
     Returns:
         the paths of the dataset's files.
@@ -617,14 +641,19 @@ def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
     Raises:
         ConnectionError: offline or unreachable (the message names the URL and the path
             to put the file at).
-        ValueError: checksum mismatch (the download is discarded) or a web page instead of
+        ValueError: checksum mismatch (the download is removed) or a web page instead of
             the file.
-        ManualDownloadError: releases that must be fetched by hand (Falcor3D, Isaac3D).
+        ManualDownloadError: the files are missing and the release must be fetched by hand
+            (Falcor3D, Isaac3D); the message says how (:func:`fetch_advice`).
     """
     spec = _spec(name)
     base = _dataset_dir(name, data_dir)
     if spec.manual:
-        raise ManualDownloadError(f"{name}: {spec.manual}; dataset folder: {base}")
+        found = _locate(spec, base)
+        if found is not None and not force:
+            return list(found.values())
+        raise ManualDownloadError(f"{name}: {fetch_advice(name, data_dir)} "
+                                  f"Dataset folder: {base}")
     paths = []
     for f in spec.files:
         present = _locate(dataclasses.replace(spec, files=(f,), subdirs=("",)), base)
@@ -633,7 +662,7 @@ def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
             continue
         dest = base / f
         download_file(spec.urls[f], dest, known_sha256=spec.sha256.get(f, ()),
-                      progress=progress, timeout=timeout)
+                      progress=progress, timeout=timeout, retries=retries, backoff=backoff)
         paths.append(dest)
     return paths
 
@@ -657,7 +686,14 @@ def status(name: str, data_dir: str | os.PathLike[str] | None = None) -> dict[st
         "prepared": meta is not None and _meta_fits(meta, spec),
         "needs_prepare": spec.direct is None, "urls": dict(spec.urls),
         "procedural_alternative": spec.procedural_alternative,
+        "automatic_download": spec.manual is None, "advice": fetch_advice(name, data_dir),
     }
+
+
+def _fetch_missing(spec: OfficialSpec, data_dir: str | os.PathLike[str] | None) -> None:
+    """``get_dataset(name, download=True)``: download the files unless they are all there."""
+    if _locate(spec, _dataset_dir(spec.name, data_dir)) is None:
+        download(spec.name, data_dir)
 
 
 # -- registration -----------------------------------------------------------------------------
@@ -667,7 +703,10 @@ def _register(spec: OfficialSpec) -> None:
         names = tuple(n for n in names if n != "instance")
         sizes = tuple(s for n, s in zip(spec.factor_names, sizes, strict=True) if n != "instance")
 
-    def factory(data_dir: str | os.PathLike[str] | None = None, **options: Any) -> FactorDataset:
+    def factory(data_dir: str | os.PathLike[str] | None = None, *, download: bool = False,
+                **options: Any) -> FactorDataset:
+        if download:
+            _fetch_missing(spec, data_dir)
         return open_official(spec.name, data_dir, **options)
 
     factory.__name__ = factory.__qualname__ = f"open_{spec.name}"
