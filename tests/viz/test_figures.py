@@ -39,6 +39,7 @@ from disentkit.viz import (
     traversal_grid,
     traversal_plan,
 )
+from disentkit.viz.arrays import LABEL_COLOUR, RECONSTRUCTION_LABELS, label_rows, tile
 
 N_LATENTS, N_VALUES, SIZE = 4, 5, 32
 OPTIONS = {"qlae": {"n_latents": N_LATENTS, "n_values": N_VALUES},
@@ -174,13 +175,58 @@ def test_traversal_frames_and_gif(model, images, tmp_path):
         save_gif([], tmp_path / "none.gif")
 
 
+def _ink_columns(band: np.ndarray) -> np.ndarray:
+    """Columns of a label band holding label-coloured pixels."""
+    return np.flatnonzero((band == LABEL_COLOUR).all(-1).any(0))
+
+
 def test_reconstruction_grid(model, images):
     _, m = model
     seeds, _ = images
+    bare = reconstruction_grid(m, seeds, labels=False)
+    assert bare.dtype == np.uint8 and bare.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 3)
+    np.testing.assert_array_equal(bare[2:2 + SIZE, 2:2 + SIZE], to_rgb(seeds)[0])  # input
+    assert np.array_equal(bare, reconstruction_grid(m, seeds, labels=False))
+    # labelled (the default): a column of row labels at the left, the grid unchanged beside it
     grid = reconstruction_grid(m, seeds)
-    assert grid.dtype == np.uint8 and grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 3)
-    np.testing.assert_array_equal(grid[2:2 + SIZE, 2:2 + SIZE], to_rgb(seeds)[0])  # input
+    width = grid.shape[1] - bare.shape[1]
+    assert grid.shape[0] == bare.shape[0] and width > 0
+    np.testing.assert_array_equal(grid[:, width:], bare)
     assert np.array_equal(grid, reconstruction_grid(m, seeds))
+
+
+def test_reconstruction_rows_are_labelled_in_the_picture(model, images):
+    """The label band beside each row holds ink, "reconstruction" wider than "input", and
+    nothing but background and ink; no ink between the rows."""
+    _, m = model
+    seeds, _ = images
+    grid = reconstruction_grid(m, seeds)
+    width = grid.shape[1] - reconstruction_grid(m, seeds, labels=False).shape[1]
+    column = grid[:, :width]
+    rows = [column[2:2 + SIZE], column[2 + SIZE + 2:2 + 2 * SIZE + 2]]  # beside each row
+    ink = [_ink_columns(band) for band in rows]
+    assert all(len(cols) > 0 for cols in ink), "a row has no label"
+    span = [cols[-1] - cols[0] + 1 for cols in ink]
+    assert 2 * span[0] < span[1], span  # "input" (5 letters) vs "reconstruction" (14)
+    assert span[1] < width
+    pixels = {tuple(p) for p in column.reshape(-1, 3).tolist()}
+    assert pixels == {(255, 255, 255), tuple(LABEL_COLOUR)}
+    between = column[2 + SIZE:2 + SIZE + 2]
+    assert (between == 255).all()
+    assert tuple(RECONSTRUCTION_LABELS) == ("input", "reconstruction")
+
+
+def test_label_rows_checks_its_input_and_scales_with_the_cells():
+    grid = tile(np.zeros((2, 2, 64, 64, 3), np.uint8))
+    small = label_rows(grid, ["a", "b"], cell_height=64, scale=1)
+    large = label_rows(grid, ["a", "b"], cell_height=64)  # 64 // 32: twice as large
+    ink = [((x[:, : x.shape[1] - grid.shape[1]] == LABEL_COLOUR).all(-1)).sum()
+           for x in (small, large)]
+    assert ink[0] > 0 and ink[1] == 4 * ink[0]
+    with pytest.raises(ValueError, match="one per row"):
+        label_rows(grid, ["a", "b", "c"], cell_height=64)
+    with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\)"):
+        label_rows(grid[..., 0], ["a", "b"], cell_height=64)
 
 
 def test_prior_samples_are_seeded(model, monkeypatch):
