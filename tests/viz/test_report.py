@@ -395,6 +395,8 @@ def _qlae_run(tmp_path, *, baselines: bool) -> tuple:
     for name in ("scores_mean", "training_curves", "mi_heatmap", "reconstructions",
                  "training_scores", "dci_importance", "traversals", "codebook_usage"):
         Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(folder / f"{name}.png")
+    frames = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (40, 200)]
+    frames[0].save(folder / "traversals.gif", save_all=True, append_images=frames[1:])
     return run, metrics
 
 
@@ -427,8 +429,9 @@ def test_summary_opens_the_page_with_random_baselines_beside_the_headline_scores
     assert "Active latents: 8 of 10" in text and "Reconstruction error" in text
     # the pictures in the order a reader wants them
     figures = re.findall(r'<figure id="fig-([^"]+)"', page)
-    assert figures == ["traversals", "reconstructions", "mi_heatmap", "dci_importance",
-                       "training_scores", "training_curves", "scores_mean", "codebook_usage"]
+    assert figures == ["traversals", "reconstructions", "animated_traversals", "mi_heatmap",
+                       "dci_importance", "training_scores", "training_curves", "scores_mean",
+                       "codebook_usage"]
     assert '"input"' in text and '"reconstruction"' in text  # the caption names the rows
 
 

@@ -627,11 +627,13 @@ def label_rows(
     gap: int = 2,
     scale: int | None = None,
 ) -> np.ndarray:
-    """Prepend a column of row labels to a grid laid out by :func:`tile`.
+    """Insert a label band above each row of a grid laid out by :func:`tile`.
 
-    Each label is drawn in Pillow's default bitmap font (enlarged ``scale`` times, nearest
-    neighbour, so it stays crisp), in :data:`LABEL_COLOUR` on the background, vertically
-    centred on its row of cells.
+    Each label is drawn in Pillow's default bitmap font (11 pixels tall, enlarged ``scale``
+    times by repeating pixels, so it stays crisp), in :data:`LABEL_COLOUR` on the
+    background, ``gap`` pixels from the left edge, in a band of ``11·scale + 3`` pixels
+    just above its row of cells. The grid's pixels are kept; the picture widens (on the
+    right, background) only when a label is wider than the grid.
 
     Args:
         grid: uint8 ``(H, W, 3)`` with ``len(labels)`` rows of cells ``cell_height`` tall,
@@ -639,18 +641,17 @@ def label_rows(
         labels: one label per row, top to bottom.
         cell_height: height of a row's cells in pixels (with their frame).
         gap: background pixels between rows and above the first.
-        scale: enlargement of the 11-pixel font; default ``cell_height // 32`` (at least
-            1, at most 4), so the labels keep pace with larger images.
+        scale: enlargement of the font; default ``cell_height // 32`` (at least 1, at
+            most 4), so the labels keep pace with larger images.
 
     Returns:
-        uint8 ``(H, w + W, 3)``: the label column (``w`` wide: the widest label and
-        ``2·gap`` on each side), then ``grid`` unchanged.
+        uint8 ``(H + R·(11·scale + 3), max(W, widest label + 2·gap), 3)``; row ``i``'s
+        band starts at ``gap + i·(cell_height + gap + band)``.
 
     Example:
         >>> grid = tile(np.zeros((2, 3, 16, 16, 3), np.uint8))
-        >>> out = label_rows(grid, ["input", "output"], cell_height=16)
-        >>> out.shape[0] == grid.shape[0] and (out[:, -grid.shape[1]:] == grid).all()
-        True
+        >>> label_rows(grid, ["input", "output"], cell_height=16).shape
+        (66, 56, 3)
     """
     grid = np.asarray(grid)
     if grid.ndim != 3 or grid.shape[-1] != 3 or grid.dtype != np.uint8:
@@ -659,25 +660,27 @@ def label_rows(
     gap = check_positive_int(gap, "gap", minimum=0)
     rows = len(labels)
     if rows == 0 or gap + rows * (cell_height + gap) > grid.shape[0]:
-        raise ValueError(f"labels must be one per row of the grid; received {len(labels)} "
-                         f"labels for a grid {grid.shape[0]} pixels tall with rows "
-                         f"{cell_height} + {gap} pixels apart")
+        raise ValueError(f"labels must be one per row of the grid; received {rows} labels "
+                         f"for a grid {grid.shape[0]} pixels tall with rows {cell_height} + "
+                         f"{gap} pixels apart")
     scale = (min(4, max(1, cell_height // 32)) if scale is None
              else check_positive_int(scale, "scale"))
-    masks = []
-    for text in labels:
-        mask = _text_mask(str(text))
-        masks.append(mask.repeat(scale, axis=0).repeat(scale, axis=1))  # (h·s, w·s)
-    pad = 2 * max(gap, 1)
-    width = max(m.shape[1] for m in masks) + 2 * pad
-    column = np.full((grid.shape[0], width, 3), BACKGROUND, np.uint8)
+    masks = [_text_mask(str(text)).repeat(scale, axis=0).repeat(scale, axis=1)
+             for text in labels]  # each (11·s, w·s)
+    band = 11 * scale + 3
+    width = max(grid.shape[1], max(m.shape[1] for m in masks) + 2 * gap)
+    if width > grid.shape[1]:
+        pad = np.full((grid.shape[0], width - grid.shape[1], 3), BACKGROUND, np.uint8)
+        grid = np.concatenate([grid, pad], axis=1)
+    parts, done = [], 0
     for i, mask in enumerate(masks):
-        centre = gap + i * (cell_height + gap) + cell_height // 2
-        top = max(0, min(grid.shape[0] - mask.shape[0], centre - mask.shape[0] // 2))
-        h = min(mask.shape[0], grid.shape[0] - top)
-        region = column[top:top + h, pad:pad + mask.shape[1]]
-        region[mask[:h]] = LABEL_COLOUR
-    return np.concatenate([column, grid], axis=1)
+        top = gap + i * (cell_height + gap)  # where row i's cells start in the grid
+        strip = np.full((band, width, 3), BACKGROUND, np.uint8)
+        strip[1:1 + mask.shape[0], gap:gap + mask.shape[1]][mask] = LABEL_COLOUR
+        parts += [grid[done:top], strip]
+        done = top
+    parts.append(grid[done:])
+    return np.concatenate(parts)
 
 
 def reconstruction_grid(
@@ -687,12 +690,12 @@ def reconstruction_grid(
 
     Reconstructions decode the deterministic code: the posterior mean for a VAE, the
     quantized code for a quantized model (no sampling), so the picture is reproducible.
-    With ``labels``, a column at the left names the rows, :data:`RECONSTRUCTION_LABELS`
+    With ``labels``, a band above each row names it, :data:`RECONSTRUCTION_LABELS`
     (``"input"``, ``"reconstruction"``), drawn into the picture by :func:`label_rows`.
 
     Returns:
-        uint8 ``(2·(h + gap) + gap, w_labels + N·(w + gap) + gap, 3)`` (``w_labels = 0``
-        without labels).
+        uint8 ``(2·(h + gap) + gap + 2·band, N·(w + gap) + gap, 3)`` (widened to fit the
+        labels when ``N`` is small); ``band = 11·max(1, h // 32) + 3``, 0 without labels.
     """
     x = _check_images(images)
     enc = _encode(model, x, max_value)

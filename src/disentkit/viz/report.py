@@ -11,8 +11,8 @@ top down:
   baseline beside it (a dash, and how to compute them, when ``metrics.json`` has none);
   active latents and reconstruction errors;
 - every PNG/GIF in ``RUN/figures``, each with a caption: traversals, the labelled
-  reconstructions and samples, the MI and DCI heatmaps, the scores during training,
-  training curves, then the score charts and the rest;
+  reconstructions, samples, the animated traversals, the MI and DCI heatmaps, the scores
+  during training, training curves, then the score charts and the rest;
 - folded (``<details>``, no script): the table of every score from ``metrics.json`` (per
   representation kind, each score with its metric ID, its bootstrap interval and its
   random / ground-truth baselines when present), and the resolved ``config.json``.
@@ -68,6 +68,9 @@ _CAPTIONS: tuple[tuple[str, str], ...] = (
                        "the row labelled \"reconstruction\" below it their reconstructions "
                        "from the deterministic code."),
     ("sample", "Random samples from the model's prior."),
+    ("animated_traversal", "Latent traversals, animated: frame t shows each latent (rows) at "
+                           "its t-th swept value for each seed image (columns); passive "
+                           "latents marked."),
     ("mi", "Mutual information between latents (rows) and factors (columns)."),
     ("dci", "DCI importance of each latent (rows) for each factor (columns)."),
     ("training_score", "Scores during training (eval.every): each score of the model's "
@@ -125,8 +128,17 @@ def _image_size(data: bytes, mime: str) -> tuple[int, int]:
     return 0, 0
 
 
+def _figure_key(name: str) -> str:
+    """The name captions and order key on: the file's stem, lower case; an animated
+    traversal (a GIF) is ``animated_<stem>``, shown after the still pictures of the model."""
+    stem, _, suffix = name.lower().rpartition(".")
+    if suffix == "gif" and stem.startswith("traversal"):
+        return f"animated_{stem}"
+    return stem
+
+
 def _caption(name: str) -> str:
-    stem = name.rsplit(".", 1)[0].lower()
+    stem = _figure_key(name)
     for prefix, caption in _CAPTIONS:
         if stem.startswith(prefix):
             kind = stem.removeprefix(prefix).lstrip("s").strip("_-")
@@ -138,7 +150,7 @@ def _caption(name: str) -> str:
 
 def _figure_order(path: Path) -> tuple[int, str, bool]:
     """Known figures in the order of ``_CAPTIONS``, others after; a PNG before its GIF."""
-    stem = path.stem.lower()
+    stem = _figure_key(path.name)
     rank = next((i for i, (prefix, _) in enumerate(_CAPTIONS) if stem.startswith(prefix)),
                 len(_CAPTIONS))
     return rank, stem, path.suffix.lower() != ".png"
@@ -418,7 +430,8 @@ def _figures_section(files: list[Path], note: str | None) -> str:
         scale = min(4, max(1, _SMALL_WIDTH // width)) if width else 1
         size = f" width=\"{width * scale}\" height=\"{height * scale}\"" if width else ""
         pixels = " class=\"pixels\"" if scale > 1 else ""
-        parts.append(f"<figure id=\"fig-{_e(path.stem)}\">\n<img src=\"{uri}\"{size}{pixels} "
+        key = _figure_key(path.name)
+        parts.append(f"<figure id=\"fig-{_e(key)}\">\n<img src=\"{uri}\"{size}{pixels} "
                      f"alt=\"{_e(caption)}\">\n<figcaption>{_e(caption)} "
                      f"<span class=\"dim\">(<code>{FIGURES_DIR}/{_e(path.name)}</code>)</span>"
                      "</figcaption>\n</figure>")
