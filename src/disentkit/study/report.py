@@ -717,7 +717,7 @@ def write_study_report(
         progress("report")
     about = [f"study directory <code>{_e(study.resolve().name)}</code>",
              f"disentkit {_e(__version__)}"]
-    runs = f"<h2 id=\"runs\">Runs</h2>\n{_counts_section(table)}"
+    runs = f"<h2>Runs</h2>\n{_counts_section(table)}"
     page = _page(f"Study {name}", f"Study {name}", about,
                  [paper_html, runs, figures, traversals, _runs_section(table, scores)],
                  css=_CSS + _EXTRA_CSS)
