@@ -231,6 +231,27 @@ def test_title_counts_and_run_table(study):
     assert "mig/hist20@1" in page.text and "mean" in page.text
 
 
+def test_paper_table_first_and_the_run_table_folded_at_the_end(study):
+    html = study["html"]
+    page = parse(html)
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", html)
+    assert headings[0].startswith("Mean ± 95 % interval over seeds")  # the paper table
+    assert headings[1:] == ["Runs", "Figures", "Traversals of the best and worst runs",
+                            "Every run"]
+    figures = html.index("<h2>Figures</h2>")
+    assert html.index("<table class=\"paper\">") < figures
+    assert figures < html.rindex("<figure") < html.index("<table class=\"runs\">")
+    # the run table inside a closed <details>, with a summary that says what it holds
+    folded = re.search(r"<details>\s*<summary>(.*?)</summary>(.*?)</details>", html, re.S)
+    assert folded and "<table class=\"runs\">" in folded.group(2)
+    assert folded.group(1) == (f"Every run ({len(study['table'])}): its hyper-parameters, "
+                               f"status and {len(MAIN)} scores, or its error")
+    assert "<details open" not in html
+    # the counts stay near the top, unfolded
+    assert html.index("<table class=\"paper\">") < html.index("13 runs") < figures
+    assert "script" not in page.tags and not re.search(r"\b(?:href|on\w+)=", html)
+
+
 def test_best_and_worst_run_of_each_model_by_the_default_primary(study):
     page = parse(study["html"])
     expected = expected_extremes(study["table"], "score.infomec.infom")

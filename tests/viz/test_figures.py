@@ -39,6 +39,7 @@ from disentkit.viz import (
     traversal_grid,
     traversal_plan,
 )
+from disentkit.viz.arrays import LABEL_COLOUR, RECONSTRUCTION_LABELS, label_rows, tile
 
 N_LATENTS, N_VALUES, SIZE = 4, 5, 32
 OPTIONS = {"qlae": {"n_latents": N_LATENTS, "n_values": N_VALUES},
@@ -174,13 +175,75 @@ def test_traversal_frames_and_gif(model, images, tmp_path):
         save_gif([], tmp_path / "none.gif")
 
 
+def _ink(band: np.ndarray) -> np.ndarray:
+    """Bool mask of the label-coloured pixels of a band."""
+    return (band == LABEL_COLOUR).all(-1)
+
+
+def _split_bands(grid: np.ndarray, band: int, rows: int = 2, gap: int = 2):
+    """(the bands above each row, the grid without them) of a labelled grid."""
+    bands, keep, top = [], [], 0
+    for _ in range(rows):
+        keep.append(grid[top:top + gap])
+        bands.append(grid[top + gap:top + gap + band])
+        top += gap + band
+        keep.append(grid[top:top + SIZE])
+        top += SIZE
+    keep.append(grid[top:])
+    return bands, np.concatenate(keep)
+
+
 def test_reconstruction_grid(model, images):
     _, m = model
     seeds, _ = images
+    bare = reconstruction_grid(m, seeds, labels=False)
+    assert bare.dtype == np.uint8 and bare.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 3)
+    np.testing.assert_array_equal(bare[2:2 + SIZE, 2:2 + SIZE], to_rgb(seeds)[0])  # input
+    assert np.array_equal(bare, reconstruction_grid(m, seeds, labels=False))
+    # labelled (the default): a band above each row, the grid's pixels kept between them
     grid = reconstruction_grid(m, seeds)
-    assert grid.dtype == np.uint8 and grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2, 3)
-    np.testing.assert_array_equal(grid[2:2 + SIZE, 2:2 + SIZE], to_rgb(seeds)[0])  # input
+    band = (grid.shape[0] - bare.shape[0]) // 2
+    assert band == 11 * max(1, SIZE // 32) + 3
+    _, rest = _split_bands(grid, band)
+    np.testing.assert_array_equal(rest[:, : bare.shape[1]], bare)
+    assert (rest[:, bare.shape[1]:] == 255).all()  # widened for the label only
     assert np.array_equal(grid, reconstruction_grid(m, seeds))
+
+
+def test_reconstruction_rows_are_labelled_in_the_picture(model, images):
+    """The band above each row holds ink, "reconstruction" wider than "input", nothing
+    but background and ink, and the labels are the documented ones."""
+    _, m = model
+    seeds, _ = images
+    grid = reconstruction_grid(m, seeds)
+    band = (grid.shape[0] - reconstruction_grid(m, seeds, labels=False).shape[0]) // 2
+    bands, _ = _split_bands(grid, band)
+    ink = [np.flatnonzero(_ink(b).any(0)) for b in bands]
+    assert all(len(cols) > 0 for cols in ink), "a row has no label"
+    span = [cols[-1] - cols[0] + 1 for cols in ink]
+    assert 2 * span[0] < span[1], span  # "input" (5 letters) vs "reconstruction" (14)
+    assert all(cols[0] >= 2 for cols in ink)  # a gap from the left edge
+    for b in bands:
+        assert {tuple(px) for px in b.reshape(-1, 3).tolist()} == {
+            (255, 255, 255), tuple(LABEL_COLOUR)}
+        rows = np.flatnonzero(_ink(b).any(1))
+        assert rows[0] >= 1 and rows[-1] < band - 1  # inside the band, clear of the cells
+    assert tuple(RECONSTRUCTION_LABELS) == ("input", "reconstruction")
+
+
+def test_label_rows_checks_its_input_and_scales_with_the_cells():
+    grid = tile(np.zeros((2, 2, 64, 64, 3), np.uint8))
+    small = label_rows(grid, ["a", "b"], cell_height=64, scale=1)
+    large = label_rows(grid, ["a", "b"], cell_height=64)  # 64 // 32: twice as large
+    assert large.shape[0] - grid.shape[0] == 2 * (22 + 3)
+    assert _ink(large).sum() == 4 * _ink(small).sum() > 0
+    wide = label_rows(tile(np.zeros((2, 1, 8, 8, 3), np.uint8)), ["reconstruction", "x"],
+                      cell_height=8)
+    assert wide.shape[1] > 12 and _ink(wide).any()  # widened to hold its label
+    with pytest.raises(ValueError, match="one per row"):
+        label_rows(grid, ["a", "b", "c"], cell_height=64)
+    with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\)"):
+        label_rows(grid[..., 0], ["a", "b"], cell_height=64)
 
 
 def test_prior_samples_are_seeded(model, monkeypatch):

@@ -241,7 +241,9 @@ def test_intervals_baselines_and_escaping(tmp_path):
     assert "90% CI" in text and "0.410 – 0.580" in text
     assert "random baseline" in text and "0.020" in text
     assert "ground-truth baseline" in text and "0.970" in text
-    assert "representation" not in text  # one kind: no representation column
+    full = _Tables(page).table("scores")
+    assert "representation" not in full["rows"][0]  # one kind: no representation column
+    assert full["rows"][1][:3] == ["mig", "score", "0.500"]
     assert "0.500" in text and "—" in text  # a missing score shown as a dash
 
 
@@ -287,3 +289,198 @@ def test_cli_report_errors_are_one_red_paragraph_and_exit_2(tmp_path, setup, mes
     assert "error:" in result.stderr and message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
     assert not (run / REPORT_NAME).exists()
+
+
+# --------------------------------------------------------------------------- the page's order
+
+
+class _Tables(HTMLParser):
+    """Each table's class, its rows of cell texts, and the ``<details>`` around it; the page's
+    ``<h2>`` headings and first ``<figure>`` in document order."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[dict] = []
+        self.order: list[str] = []  # "h2:<text>", "figure", "table:<class>", "details"
+        self.details: list[dict[str, str | None]] = []
+        self._open: list[dict] = []  # tables being read
+        self._cell: list[str] | None = None
+        self._h2: list[str] | None = None
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "details":
+            self.details.append(attrs)
+            self.order.append("details")
+        elif tag == "table":
+            table = {"class": attrs.get("class"), "rows": [],
+                     "folded": [d for d in self.details if d is not None]}
+            self.tables.append(table)
+            self._open.append(table)
+            self.order.append(f"table:{attrs.get('class')}")
+        elif tag == "tr" and self._open:
+            self._open[-1]["rows"].append([])
+        elif tag in ("td", "th") and self._open:
+            self._cell = []
+            span = int(attrs.get("colspan") or 1)
+            self._open[-1]["rows"][-1] += [None] * (span - 1)
+        elif tag == "h2":
+            self._h2 = []
+        elif tag == "figure":
+            self.order.append("figure")
+
+    def handle_endtag(self, tag):
+        if tag == "details":
+            self.details.pop()
+        elif tag == "table":
+            self._open.pop()
+        elif tag in ("td", "th") and self._cell is not None:
+            self._open[-1]["rows"][-1].append(" ".join(" ".join(self._cell).split()))
+            self._cell = None
+        elif tag == "h2" and self._h2 is not None:
+            self.order.append("h2:" + " ".join(" ".join(self._h2).split()))
+            self._h2 = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._h2 is not None:
+            self._h2.append(data)
+
+    def table(self, cls: str) -> dict:
+        found = [t for t in self.tables if t["class"] == cls]
+        assert len(found) == 1, [t["class"] for t in self.tables]
+        return found[0]
+
+
+HEADLINE = {"infomec.infom": "InfoM", "infomec.infoe": "InfoE", "infomec.infoc": "InfoC",
+            "dci.disentanglement": "DCI-D", "mig": "MIG"}
+OTHER = ("dci.completeness", "dci.informativeness_train", "dci.informativeness_test", "sap")
+
+
+def _metrics(baselines: bool) -> dict:
+    """A QLAE-like ``metrics.json``: three representations, every headline score and more,
+    with random and ground-truth baselines when ``baselines``; values seeded at random."""
+    rng = np.random.default_rng(16)
+    reps = {}
+    for kind in ("quantized", "indices", "mean"):
+        scores = {}
+        for key in (*HEADLINE, *OTHER):
+            scores[key] = float(rng.uniform(0.2, 0.9))
+            scores[f"{key}.ci_low"], scores[f"{key}.ci_high"] = (scores[key] - 0.05,
+                                                                  scores[key] + 0.05)
+            if baselines:
+                scores[f"baseline.random.{key}"] = float(rng.uniform(0.0, 0.1))
+                scores[f"baseline.ground_truth.{key}"] = float(rng.uniform(0.9, 1.0))
+        for metric in ("infomec", "dci", "mig", "sap"):
+            scores[f"{metric}.metric_id"] = f"{metric}/{kind}@1"
+        reps[kind] = {"n_latents": 10, "scores": scores}
+    return {"mode": "fast", "n_samples": 1000, "seed": 0, "confidence": 0.95,
+            "representations": reps,
+            "active_latents": {"active": [True] * 8 + [False] * 2, "n_active": 8,
+                               "metric_id": "active/kl@1"},
+            "reconstruction": {"bce_per_image": 512.0, "bce_per_pixel": 0.125}}
+
+
+def _qlae_run(tmp_path, *, baselines: bool) -> tuple:
+    run = tmp_path / "qlae-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "qlae", "data": "shapes3d"}))
+    metrics = _metrics(baselines)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    folder = run / "figures"
+    folder.mkdir()
+    for name in ("scores_mean", "training_curves", "mi_heatmap", "reconstructions",
+                 "training_scores", "dci_importance", "traversals", "codebook_usage"):
+        Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(folder / f"{name}.png")
+    frames = [Image.fromarray(np.full((20, 30, 3), v, np.uint8)) for v in (40, 200)]
+    frames[0].save(folder / "traversals.gif", save_all=True, append_images=frames[1:])
+    return run, metrics
+
+
+def test_summary_opens_the_page_with_random_baselines_beside_the_headline_scores(tmp_path):
+    run, metrics = _qlae_run(tmp_path, baselines=True)
+    page = write_report(run, render_figures=False).read_text(encoding="utf-8")
+    parse(page)
+    outline = _Tables(page)
+    # summary, then the pictures, then the full table, then the config
+    headings = [o for o in outline.order if o.startswith("h2:")]
+    assert headings == ["h2:Summary", "h2:Figures", "h2:All scores", "h2:Configuration"]
+    first = outline.order.index
+    assert first("table:summary") < first("figure") < first("table:scores")
+    # one row per representation: each headline score, then its random baseline
+    summary = outline.table("summary")
+    assert summary["folded"] == []
+    top, sub, *rows = summary["rows"]
+    labels = [c for c in top[1:] if c is not None]
+    assert labels == list(HEADLINE.values())
+    assert sub == ["score", "random"] * len(HEADLINE)
+    assert [row[0] for row in rows] == list(metrics["representations"])
+    for row, entry in zip(rows, metrics["representations"].values(), strict=True):
+        scores = entry["scores"]
+        expected = []
+        for key in HEADLINE:
+            expected += [f"{scores[key]:.3f}", f"{scores[f'baseline.random.{key}']:.3f}"]
+        assert row[1:] == expected
+    text = " ".join(" ".join(parse(page).text).split())
+    assert "--baselines" not in text  # no hint: the baselines are there
+    assert "Active latents: 8 of 10" in text and "Reconstruction error" in text
+    # the pictures in the order a reader wants them
+    figures = re.findall(r'<figure id="fig-([^"]+)"', page)
+    assert figures == ["traversals", "reconstructions", "animated_traversals", "mi_heatmap",
+                       "dci_importance", "training_scores", "training_curves", "scores_mean",
+                       "codebook_usage"]
+    assert '"input"' in text and '"reconstruction"' in text  # the caption names the rows
+
+
+def test_the_full_score_table_is_folded_below_the_figures(tmp_path):
+    run, metrics = _qlae_run(tmp_path, baselines=True)
+    page = write_report(run, render_figures=False).read_text(encoding="utf-8")
+    outline = _Tables(page)
+    full = outline.table("scores")
+    assert len(full["folded"]) == 1 and "open" not in full["folded"][0]  # closed <details>
+    n_rows = sum(len(_score_keys(e["scores"])) for e in metrics["representations"].values())
+    assert len(full["rows"]) == 1 + n_rows == 1 + 3 * (len(HEADLINE) + len(OTHER))
+    assert full["rows"][0] == ["representation", "metric", "score", "value", "95% CI",
+                               "random baseline", "ground-truth baseline", "metric ID"]
+    ids = {row[-1] for row in full["rows"][1:]}
+    assert "infomec/indices@1" in ids and "sap/mean@1" in ids
+    assert f"<summary>Every score of every representation ({n_rows} rows)" in page
+    # the config is folded too
+    config = [t for t in outline.tables if t["class"] is None and t["rows"][0][0] == "key"]
+    assert config and config[0]["folded"] and "open" not in config[0]["folded"][0]
+    # self-contained: no script, no URL, nothing a browser would fetch or run
+    assert "<script" not in page and not re.search(r"\b(?:href|on\w+)=", page)
+    assert not re.search(r"https?://|//[a-z]", page)
+
+
+def _score_keys(scores: dict) -> list[str]:
+    return [k for k in scores if not k.startswith("baseline.")
+            and not k.endswith((".ci_low", ".ci_high", ".metric_id"))]
+
+
+def test_without_baselines_the_summary_shows_dashes_and_how_to_get_them(tmp_path):
+    run, metrics = _qlae_run(tmp_path, baselines=False)
+    page = write_report(run, render_figures=False).read_text(encoding="utf-8")
+    text = " ".join(" ".join(parse(page).text).split())
+    rows = _Tables(page).table("summary")["rows"][2:]
+    assert len(rows) == 3
+    for row, entry in zip(rows, metrics["representations"].values(), strict=True):
+        assert row[1::2] == [f"{entry['scores'][key]:.3f}" for key in HEADLINE]
+        assert row[2::2] == ["—"] * len(HEADLINE)
+    assert f"disentkit evaluate {run} --baselines" in text
+
+
+def test_summary_names_the_headline_scores_a_run_lacks(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "vae", "data": "dsprites"}))
+    (run / "metrics.json").write_text(json.dumps({"representations": {"mean": {"scores": {
+        "mig": 0.25, "mig.metric_id": "mig/hist20@1", "sap": 0.1}}}}))
+    page = write_report(run, render_figures=False).read_text(encoding="utf-8")
+    text = " ".join(" ".join(parse(page).text).split())
+    top, _, row = _Tables(page).table("summary")["rows"]
+    assert [c for c in top[1:] if c] == ["MIG"] and row == ["mean", "0.250", "—"]
+    assert "Not computed: InfoM, InfoE, InfoC, DCI-D." in text

@@ -55,8 +55,21 @@ PROBE = """<script>
     var out = document.createElement("pre");
     out.id = "browser-probe";
     var widths = images.map(function (im) { return im.naturalWidth; });
+    var layout = {};
+    ["summary", "figures", "all-scores"].forEach(function (id) {
+      var el = document.getElementById(id);
+      layout[id] = el ? el.getBoundingClientRect().top + window.scrollY : null;
+    });
+    ["summary", "scores"].forEach(function (cls) {
+      var el = document.querySelector("table." + cls);
+      var box = el ? el.closest("details") || el : null;
+      layout["table." + cls] = el ? el.getBoundingClientRect().height : null;
+      layout["shown." + cls] = el ? (el.checkVisibility ? el.checkVisibility()
+                                                         : el.offsetParent !== null) : null;
+      layout["box." + cls] = box ? box.getBoundingClientRect().height : null;
+    });
     out.textContent = JSON.stringify({n_images: images.length, broken: broken,
-                                      errors: errors, widths: widths});
+                                      errors: errors, widths: widths, layout: layout});
     document.body.appendChild(out);
   });
 })();
@@ -167,3 +180,14 @@ def test_the_probe_sees_broken_images_and_script_errors(chromium, report, tmp_pa
     assert found["broken"] == ["broken on purpose"], found
     assert any("undefined_function_on_purpose" in e for e in found["errors"]), found
     assert any("resource failed: IMG" in e for e in found["errors"]), found
+
+
+def test_chromium_shows_the_summary_first_and_folds_the_full_table(chromium, report, tmp_path):
+    """Laid out by the browser: the summary above the figures above the full table, the
+    summary table shown, the full table folded (hidden until its <details> is opened)."""
+    layout = _probe(chromium, report, tmp_path)["layout"]
+    assert layout["summary"] < layout["figures"] < layout["all-scores"], layout
+    assert layout["table.summary"] > 0 and layout["shown.summary"] is True, layout
+    # folded: the table is not shown, its <details> is one line, shorter than the table
+    assert layout["shown.scores"] is False, layout
+    assert layout["box.scores"] < min(60, layout["table.scores"]), layout

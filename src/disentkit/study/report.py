@@ -3,23 +3,25 @@
 
 The page looks like a run's report (:mod:`disentkit.viz.report`, whose stylesheet and
 helpers it shares) and, like it, needs nothing but the file: CSS inline, every image a
-base64 ``data:`` URI, no script, no URL. It shows
+base64 ``data:`` URI, no script, no URL. Like it, it opens with its summary and folds the
+long table: it shows, from the top,
 
-- the study's name (``study.yaml``'s ``name``, else the directory's name) and how many
-  runs are done, failed and pending, per model;
+- the study's name (``study.yaml``'s ``name``, else the directory's name);
 - the paper-style table (:mod:`disentkit.study.tables`): per dataset and model, mean ±
   95 % Student-t interval over seeds of InfoM, InfoE, InfoC, DCI and MIG with the best
   per column marked, and each model's difference to a reference model (default
   ``qlae``); also written beside the results as ``paper_table.csv``,
   ``paired_vs_<reference>.csv`` and ``paper_table.md`` (:func:`write_paper_tables`);
-- a table of the runs: number, model, dataset, seed, hyper-parameters, status and main
-  scores; a failed run shows its error instead of scores;
+- how many runs are done, failed and pending, per model;
 - the study figures of :mod:`disentkit.viz.study_figures` (also written as PNGs to
   ``STUDY_DIR/figures/``): scores per model, scores per hyper-parameter value, rank
   correlation between metrics, variation across seeds, reconstruction vs disentanglement;
 - the latent traversals of the best and the worst finished run of each model by one
   primary score, read from each run's ``figures/traversals.png`` (drawn first when missing
-  and the run has a saved model).
+  and the run has a saved model);
+- folded below (``<details>``, no script): the table of every run: number, model, dataset,
+  seed, hyper-parameters, status and main scores; a failed run shows its error instead of
+  scores.
 
 A run whose traversals cannot be shown, or a figure that cannot be drawn, leaves a note on
 the page; it never costs the rest of the report. Every string from the table is
@@ -347,9 +349,11 @@ def _runs_section(table: pd.DataFrame, scores: Sequence[str]) -> str:
     lines.append("</table></div>")
     note = ("<p class=\"meta\">Runs of different datasets are grouped separately in the "
             "figures.</p>" if several else "")
-    return "\n".join(["<h2>Runs</h2>", _counts_section(table), _about_scores(table, scores),
-                      "<details open>\n<summary>Every run</summary>", *lines, "</details>",
-                      note])
+    label = (f"Every run ({len(table)}): its hyper-parameters, status and "
+             f"{len(scores)} score{'s' if len(scores) != 1 else ''}, or its error")
+    return "\n".join(["<h2 id=\"every-run\">Every run</h2>", "<details>",
+                      f"<summary>{_e(label)}</summary>", _about_scores(table, scores), *lines,
+                      "</details>", note])
 
 
 def _plain(value: Any) -> Any:
@@ -713,8 +717,9 @@ def write_study_report(
         progress("report")
     about = [f"study directory <code>{_e(study.resolve().name)}</code>",
              f"disentkit {_e(__version__)}"]
+    runs = f"<h2>Runs</h2>\n{_counts_section(table)}"
     page = _page(f"Study {name}", f"Study {name}", about,
-                 [paper_html, _runs_section(table, scores), figures, traversals],
+                 [paper_html, runs, figures, traversals, _runs_section(table, scores)],
                  css=_CSS + _EXTRA_CSS)
     target = Path(out).expanduser() if out is not None else study / REPORT_NAME
     return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -9,7 +9,8 @@ imports matplotlib. Torch is imported when a function is called, not when the mo
   red), one column per swept value, one panel per seed image.
 - :func:`traversal_frames`: the same decodes as animation frames (one per swept value), for
   :func:`save_gif`.
-- :func:`reconstruction_grid`: inputs (top row) above their reconstructions.
+- :func:`reconstruction_grid`: inputs (top row) above their reconstructions, each row
+  labelled ("input", "reconstruction") in the picture.
 - :func:`prior_samples`: decodes of random draws from the model's prior, or ``None``.
 
 The swept values (:func:`traversal_plan`):
@@ -54,8 +55,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
+    "LABEL_COLOUR",
     "PASSIVE_COLOUR",
+    "RECONSTRUCTION_LABELS",
     "TraversalPlan",
+    "label_rows",
     "prior_samples",
     "reconstruction_grid",
     "save_gif",
@@ -69,6 +73,10 @@ BACKGROUND = 255
 """Grey level of gaps and padding (white)."""
 PASSIVE_COLOUR = (214, 39, 40)
 """RGB of the frame drawn around the cells of passive latents."""
+LABEL_COLOUR = (29, 29, 31)
+"""RGB of the row labels drawn into a picture (:func:`label_rows`)."""
+RECONSTRUCTION_LABELS = ("input", "reconstruction")
+"""Row labels of :func:`reconstruction_grid`, top to bottom."""
 QUANTILES = (0.05, 0.95)
 """Lowest and highest quantile a continuous latent is swept to."""
 _BATCH = 256
@@ -598,16 +606,96 @@ def save_gif(
 # --------------------------------------------------------------------------- other grids
 
 
-def reconstruction_grid(
-    model: Any, images: Any, *, max_value: int = 255, gap: int = 2
+def _text_mask(text: str) -> np.ndarray:
+    """Bool ``(h, w)``: the pixels of ``text`` in Pillow's default bitmap font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    # the bitmap font (not the scalable one Pillow ≥ 10.1 loads by default): crisp when
+    # enlarged, the same pixels on every machine
+    font = getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+    _, _, right, bottom = font.getbbox(text)
+    canvas = Image.new("L", (max(1, right), max(1, bottom)), 0)
+    ImageDraw.Draw(canvas).text((0, 0), text, fill=255, font=font)
+    return np.asarray(canvas) > 127
+
+
+def label_rows(
+    grid: np.ndarray,
+    labels: Sequence[str],
+    *,
+    cell_height: int,
+    gap: int = 2,
+    scale: int | None = None,
 ) -> np.ndarray:
-    """Inputs (top row) above their reconstructions (bottom row).
+    """Insert a label band above each row of a grid laid out by :func:`tile`.
+
+    Each label is drawn in Pillow's default bitmap font (11 pixels tall, enlarged ``scale``
+    times by repeating pixels, so it stays crisp), in :data:`LABEL_COLOUR` on the
+    background, ``gap`` pixels from the left edge, in a band of ``11·scale + 3`` pixels
+    just above its row of cells. The grid's pixels are kept; the picture widens (on the
+    right, background) only when a label is wider than the grid.
+
+    Args:
+        grid: uint8 ``(H, W, 3)`` with ``len(labels)`` rows of cells ``cell_height`` tall,
+            ``gap`` apart (as :func:`tile` lays them out).
+        labels: one label per row, top to bottom.
+        cell_height: height of a row's cells in pixels (with their frame).
+        gap: background pixels between rows and above the first.
+        scale: enlargement of the font; default ``cell_height // 32`` (at least 1, at
+            most 4), so the labels keep pace with larger images.
+
+    Returns:
+        uint8 ``(H + R·(11·scale + 3), max(W, widest label + 2·gap), 3)``; row ``i``'s
+        band starts at ``gap + i·(cell_height + gap + band)``.
+
+    Example:
+        >>> grid = tile(np.zeros((2, 3, 16, 16, 3), np.uint8))
+        >>> label_rows(grid, ["input", "output"], cell_height=16).shape
+        (66, 56, 3)
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 3 or grid.shape[-1] != 3 or grid.dtype != np.uint8:
+        raise ValueError(f"grid must be uint8 (H, W, 3); received {grid.dtype} {grid.shape}")
+    cell_height = check_positive_int(cell_height, "cell_height")
+    gap = check_positive_int(gap, "gap", minimum=0)
+    rows = len(labels)
+    if rows == 0 or gap + rows * (cell_height + gap) > grid.shape[0]:
+        raise ValueError(f"labels must be one per row of the grid; received {rows} labels "
+                         f"for a grid {grid.shape[0]} pixels tall with rows {cell_height} + "
+                         f"{gap} pixels apart")
+    scale = (min(4, max(1, cell_height // 32)) if scale is None
+             else check_positive_int(scale, "scale"))
+    masks = [_text_mask(str(text)).repeat(scale, axis=0).repeat(scale, axis=1)
+             for text in labels]  # each (11·s, w·s)
+    band = 11 * scale + 3
+    width = max(grid.shape[1], max(m.shape[1] for m in masks) + 2 * gap)
+    if width > grid.shape[1]:
+        pad = np.full((grid.shape[0], width - grid.shape[1], 3), BACKGROUND, np.uint8)
+        grid = np.concatenate([grid, pad], axis=1)
+    parts, done = [], 0
+    for i, mask in enumerate(masks):
+        top = gap + i * (cell_height + gap)  # where row i's cells start in the grid
+        strip = np.full((band, width, 3), BACKGROUND, np.uint8)
+        strip[1:1 + mask.shape[0], gap:gap + mask.shape[1]][mask] = LABEL_COLOUR
+        parts += [grid[done:top], strip]
+        done = top
+    parts.append(grid[done:])
+    return np.concatenate(parts)
+
+
+def reconstruction_grid(
+    model: Any, images: Any, *, max_value: int = 255, gap: int = 2, labels: bool = True
+) -> np.ndarray:
+    """Inputs (top row) above their reconstructions (bottom row), rows labelled.
 
     Reconstructions decode the deterministic code: the posterior mean for a VAE, the
     quantized code for a quantized model (no sampling), so the picture is reproducible.
+    With ``labels``, a band above each row names it, :data:`RECONSTRUCTION_LABELS`
+    (``"input"``, ``"reconstruction"``), drawn into the picture by :func:`label_rows`.
 
     Returns:
-        uint8 ``(2·(h + gap) + gap, N·(w + gap) + gap, 3)``.
+        uint8 ``(2·(h + gap) + gap + 2·band, N·(w + gap) + gap, 3)`` (widened to fit the
+        labels when ``N`` is small); ``band = 11·max(1, h // 32) + 3``, 0 without labels.
     """
     x = _check_images(images)
     enc = _encode(model, x, max_value)
@@ -618,7 +706,10 @@ def reconstruction_grid(
     if top.shape != recon.shape:
         raise ValueError(f"the decoder's images {recon.shape[1:]} differ from the inputs' "
                          f"{top.shape[1:]}")
-    return tile(np.stack([top, recon]), gap=gap)
+    grid = tile(np.stack([top, recon]), gap=gap)
+    if not labels:
+        return grid
+    return label_rows(grid, RECONSTRUCTION_LABELS, cell_height=top.shape[1], gap=gap)
 
 
 def prior_samples(

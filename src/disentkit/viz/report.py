@@ -2,13 +2,20 @@
 
 The page needs nothing but the file: CSS is inline, every figure is embedded as a base64
 ``data:`` URI, no script runs and no URL outside the page is referenced, so it opens from
-disk, offline, and can be mailed or archived on its own. It shows
+disk, offline, and can be mailed or archived on its own. A reader takes it in from the
+top down:
 
-- the run's title (model, dataset, run name) and the resolved ``config.json``;
-- the score table from ``metrics.json``: per representation kind, each score with its
-  metric ID, its bootstrap interval and its random / ground-truth baselines when present;
-- reconstruction errors and active latents;
-- every PNG/GIF in ``RUN/figures``, each with a caption.
+- the run's title (model, dataset, run name);
+- a summary: one row per representation with the headline scores
+  (:data:`HEADLINE_SCORES`: InfoM, InfoE, InfoC, DCI-D, MIG), each with its random
+  baseline beside it (a dash, and how to compute them, when ``metrics.json`` has none);
+  active latents and reconstruction errors;
+- every PNG/GIF in ``RUN/figures``, each with a caption: traversals, the labelled
+  reconstructions, samples, the animated traversals, the MI and DCI heatmaps, the scores
+  during training, training curves, then the score charts and the rest;
+- folded (``<details>``, no script): the table of every score from ``metrics.json`` (per
+  representation kind, each score with its metric ID, its bootstrap interval and its
+  random / ground-truth baselines when present), and the resolved ``config.json``.
 
 Every string from the run (names, config values, metric IDs, file names) is HTML-escaped.
 """
@@ -38,7 +45,7 @@ from disentkit.rundir import (
     read_json,
 )
 
-__all__ = ["REPORT_NAME", "write_report"]
+__all__ = ["HEADLINE_SCORES", "REPORT_NAME", "write_report"]
 
 #: File signatures of the images a report embeds, with their MIME types.
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
@@ -47,25 +54,35 @@ _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
 _SMALL_WIDTH = 600
 #: Baseline columns, in the order shown.
 _BASELINES = ("random", "ground_truth")
-#: Captions of known figures, by file-name prefix, in the order the page shows them.
+#: The summary's scores: ``(key in metrics.json, label)``, in the order shown.
+HEADLINE_SCORES: tuple[tuple[str, str], ...] = (
+    ("infomec.infom", "InfoM"), ("infomec.infoe", "InfoE"), ("infomec.infoc", "InfoC"),
+    ("dci.disentanglement", "DCI-D"), ("mig", "MIG"))
+#: Captions of known figures, by file-name prefix (the first that matches), in the order
+#: the page shows them: the pictures of what the model does, then its scores.
 _CAPTIONS: tuple[tuple[str, str], ...] = (
     ("traversal", "Latent traversals: each row sweeps one latent (codebook values for "
                   "quantized latents, quantiles of its marginal otherwise) from a seed image; "
                   "latents ordered by activity, passive ones marked."),
-    ("reconstruction", "Reconstructions: inputs beside their reconstructions."),
+    ("reconstruction", "Reconstructions: the row labelled \"input\" holds the input images, "
+                       "the row labelled \"reconstruction\" below it their reconstructions "
+                       "from the deterministic code."),
     ("sample", "Random samples from the model's prior."),
+    ("animated_traversal", "Latent traversals, animated: frame t shows each latent (rows) at "
+                           "its t-th swept value for each seed image (columns); passive "
+                           "latents marked."),
     ("mi", "Mutual information between latents (rows) and factors (columns)."),
     ("dci", "DCI importance of each latent (rows) for each factor (columns)."),
+    ("training_score", "Scores during training (eval.every): each score of the model's "
+                       "default representation on a fixed evaluation set, against the step."),
+    ("training", "Training curves from the run's log."),
+    ("curve", "Training curves from the run's log."),
     ("factor_score", "Scores per factor with their confidence intervals, beside the random "
                      "and ground-truth baselines."),
     ("score", "Scores with their confidence intervals, beside the random and ground-truth "
               "baselines."),
     ("codebook", "Codebook usage: how often each code value is used, per latent."),
     ("active", "Active and passive latents (mean vs sampled representation)."),
-    ("training_score", "Scores during training (eval.every): each score of the model's "
-                       "default representation on a fixed evaluation set, against the step."),
-    ("training", "Training curves from the run's log."),
-    ("curve", "Training curves from the run's log."),
 )
 
 _CSS = """
@@ -79,6 +96,8 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f3f4f6; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.dim, span.dim { color: #666; }
+table.summary th.base, table.summary td.base { color: #666; font-size: 0.9em; }
+table.summary td.num { font-size: 1.05em; }
 code { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 0.95em; }
 details { margin: 0.6em 0; }
 summary { cursor: pointer; font-weight: 600; }
@@ -109,8 +128,17 @@ def _image_size(data: bytes, mime: str) -> tuple[int, int]:
     return 0, 0
 
 
+def _figure_key(name: str) -> str:
+    """The name captions and order key on: the file's stem, lower case; an animated
+    traversal (a GIF) is ``animated_<stem>``, shown after the still pictures of the model."""
+    stem, _, suffix = name.lower().rpartition(".")
+    if suffix == "gif" and stem.startswith("traversal"):
+        return f"animated_{stem}"
+    return stem
+
+
 def _caption(name: str) -> str:
-    stem = name.rsplit(".", 1)[0].lower()
+    stem = _figure_key(name)
     for prefix, caption in _CAPTIONS:
         if stem.startswith(prefix):
             kind = stem.removeprefix(prefix).lstrip("s").strip("_-")
@@ -122,7 +150,7 @@ def _caption(name: str) -> str:
 
 def _figure_order(path: Path) -> tuple[int, str, bool]:
     """Known figures in the order of ``_CAPTIONS``, others after; a PNG before its GIF."""
-    stem = path.stem.lower()
+    stem = _figure_key(path.name)
     rank = next((i for i, (prefix, _) in enumerate(_CAPTIONS) if stem.startswith(prefix)),
                 len(_CAPTIONS))
     return rank, stem, path.suffix.lower() != ".png"
@@ -216,7 +244,7 @@ def _config_section(config: Mapping[str, Any] | None) -> str:
         for k, v in _flatten(config)
     )
     return (
-        "<h2>Configuration</h2>\n<details open>\n<summary>Resolved config "
+        "<h2>Configuration</h2>\n<details>\n<summary>Resolved config "
         f"(<code>{CONFIG_NAME}</code>, every default written out)</summary>\n"
         f"<table>\n<tr><th>key</th><th>value</th></tr>\n{rows}\n</table>\n</details>"
     )
@@ -242,18 +270,85 @@ def _score_rows(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _scores_section(metrics: Mapping[str, Any] | None, run_name: str) -> str:
-    head = "<h2>Scores</h2>"
+def _representations(metrics: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(kind, flat scores)`` per representation of ``metrics.json``, in its order."""
+    reps = metrics.get("representations") or {}
+    if not isinstance(reps, Mapping):
+        return []
+    out = []
+    for kind, entry in reps.items():
+        scores = entry.get("scores", {}) if isinstance(entry, Mapping) else {}
+        out.append((str(kind), scores if isinstance(scores, Mapping) else {}))
+    return out
+
+
+def _about_scores(metrics: Mapping[str, Any]) -> str:
+    about = [f"{k.replace('_', ' ')} {_num(metrics[k])}"
+             for k in ("mode", "n_samples", "seed") if metrics.get(k) is not None]
+    step = (metrics.get("model") or {}).get("step")
+    if step is not None:
+        about.append(f"model at step {_num(step)}")
+    return f"<p class=\"meta\">{_e(', '.join(about))}</p>" if about else ""
+
+
+def _summary_section(metrics: Mapping[str, Any] | None, run_name: str) -> str:
+    """The page's opening: headline scores per representation beside their random
+    baselines, active latents and reconstruction errors."""
+    head = "<h2 id=\"summary\">Summary</h2>"
     if metrics is None:
         return (f"{head}\n<p class=\"note\">Not evaluated yet: run "
                 f"<code>disentkit evaluate {_e(run_name)}</code> to score this run.</p>")
-    reps = metrics.get("representations") or {}
-    if not isinstance(reps, Mapping) or not reps:
+    reps = _representations(metrics)
+    if not any(scores for _, scores in reps):
         return f"{head}\n<p class=\"note\"><code>{METRICS_NAME}</code> holds no scores.</p>"
+    shown = [(key, label) for key, label in HEADLINE_SCORES
+             if any(key in scores for _, scores in reps)]
+    missing = [label for key, label in HEADLINE_SCORES if (key, label) not in shown]
+    parts = [head, _about_scores(metrics)]
+    if shown:
+        has_baselines = any(f"baseline.random.{key}" in scores
+                            for _, scores in reps for key, _ in shown)
+        top = "".join(f"<th colspan=\"2\">{_e(label)}</th>" for _, label in shown)
+        sub = "".join("<th>score</th><th class=\"base\">random</th>" for _ in shown)
+        lines = ["<table class=\"summary\">",
+                 f"<tr><th rowspan=\"2\">representation</th>{top}</tr>", f"<tr>{sub}</tr>"]
+        for kind, scores in reps:
+            cells = [f"<td>{_e(kind)}</td>"]
+            for key, _ in shown:
+                base = scores.get(f"baseline.random.{key}")
+                cells += [f"<td class=\"num\"><b>{_e(_num(scores.get(key)))}</b></td>",
+                          f"<td class=\"num base\">{_e(_num(base))}</td>"]
+            lines.append("<tr>" + "".join(cells) + "</tr>")
+        lines.append("</table>")
+        parts += lines
+        if has_baselines:
+            parts.append("<p class=\"meta\">Random: the same metric on random latents of "
+                         "the same shape, the level a representation that knows nothing "
+                         "about the factors reaches (not 0 for InfoM and InfoC).</p>")
+        else:
+            parts.append("<p class=\"note\">No random baselines in "
+                         f"<code>{METRICS_NAME}</code>: run <code>disentkit evaluate "
+                         f"{_e(run_name)} --baselines</code> to score random latents beside "
+                         "the model's.</p>")
+    if missing:
+        parts.append(f"<p class=\"meta\">Not computed: {_e(', '.join(missing))}.</p>")
+    parts += [_active(metrics), _reconstruction(metrics)]
+    parts.append("<p class=\"meta\">Every score, with its interval, baselines and metric "
+                 "ID: <i>All scores</i>, folded below the figures.</p>")
+    return "\n".join(p for p in parts if p)
+
+
+def _scores_section(metrics: Mapping[str, Any] | None) -> str:
+    """The full table of every score, folded: the page opens with its summary."""
+    if metrics is None:
+        return ""
+    head = "<h2 id=\"all-scores\">All scores</h2>"
+    reps = _representations(metrics)
     table: list[tuple[str, dict[str, Any]]] = []
-    for kind, entry in reps.items():
-        scores = entry.get("scores", {}) if isinstance(entry, Mapping) else {}
-        table += [(str(kind), row) for row in _score_rows(scores)]
+    for kind, scores in reps:
+        table += [(kind, row) for row in _score_rows(scores)]
+    if not table:
+        return ""
     several = len(reps) > 1
     has_ci = any(r["ci"][0] is not None for _, r in table)
     baselines = [b for b in _BASELINES if any(r["baselines"][b] is not None for _, r in table)]
@@ -276,15 +371,11 @@ def _scores_section(metrics: Mapping[str, Any] | None, run_name: str) -> str:
         cells.append(f"<td><code>{_e(r['metric_id'])}</code></td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</table>")
-    about = [f"{k.replace('_', ' ')} {_num(metrics[k])}"
-             for k in ("mode", "n_samples", "seed") if metrics.get(k) is not None]
-    step = (metrics.get("model") or {}).get("step")
-    if step is not None:
-        about.append(f"model at step {_num(step)}")
-    meta = f"<p class=\"meta\">{_e(', '.join(about))}</p>" if about else ""
-    if not table:
-        lines = [f"<p class=\"note\"><code>{METRICS_NAME}</code> holds no scores.</p>"]
-    return "\n".join([head, meta, *lines, _reconstruction(metrics), _active(metrics)])
+    label = (f"Every score of {'every representation' if several else 'the representation'}"
+             f" ({len(table)} rows), with {'intervals, ' if has_ci else ''}"
+             f"{'baselines and ' if baselines else ''}metric IDs")
+    return "\n".join([head, "<details>", f"<summary>{_e(label)}</summary>",
+                      _about_scores(metrics), *lines, "</details>"])
 
 
 def _reconstruction(metrics: Mapping[str, Any]) -> str:
@@ -302,7 +393,7 @@ def _reconstruction(metrics: Mapping[str, Any]) -> str:
         return ""
     definition = rec.get("definition")
     note = f"<p class=\"meta\">{_e(definition)}</p>" if definition else ""
-    return ("<h2>Reconstruction error</h2>\n<table>\n<tr><th>error</th><th>per image</th>"
+    return ("<h3>Reconstruction error</h3>\n<table>\n<tr><th>error</th><th>per image</th>"
             "<th>per pixel</th></tr>\n" + "\n".join(rows) + f"\n</table>\n{note}")
 
 
@@ -318,7 +409,7 @@ def _active(metrics: Mapping[str, Any]) -> str:
 
 
 def _figures_section(files: list[Path], note: str | None) -> str:
-    parts = ["<h2>Figures</h2>"]
+    parts = ["<h2 id=\"figures\">Figures</h2>"]
     if note:
         parts.append(f"<p class=\"note\">{_e(note)}</p>")
     shown = 0
@@ -339,7 +430,8 @@ def _figures_section(files: list[Path], note: str | None) -> str:
         scale = min(4, max(1, _SMALL_WIDTH // width)) if width else 1
         size = f" width=\"{width * scale}\" height=\"{height * scale}\"" if width else ""
         pixels = " class=\"pixels\"" if scale > 1 else ""
-        parts.append(f"<figure id=\"fig-{_e(path.stem)}\">\n<img src=\"{uri}\"{size}{pixels} "
+        key = _figure_key(path.name)
+        parts.append(f"<figure id=\"fig-{_e(key)}\">\n<img src=\"{uri}\"{size}{pixels} "
                      f"alt=\"{_e(caption)}\">\n<figcaption>{_e(caption)} "
                      f"<span class=\"dim\">(<code>{FIGURES_DIR}/{_e(path.name)}</code>)</span>"
                      "</figcaption>\n</figure>")
@@ -415,8 +507,9 @@ def write_report(
     about.append(f"disentkit {_e(__version__)}")
     title = f"{model} on {data} — {name}"
     page = _page(title, f"{model} on {data}", about, [
-        _scores_section(metrics, str(run_dir)),
+        _summary_section(metrics, str(run_dir)),
         _figures_section(_figure_files(path), note),
+        _scores_section(metrics),
         _config_section(config),
     ])
 
