@@ -4,13 +4,18 @@ every exported name in the API reference."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from disentkit.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -29,19 +34,22 @@ DOCUMENTED = (
 )
 
 
-def python_blocks(markdown: str) -> list[str]:
-    """The bodies of the fenced ```python blocks of a Markdown text, in order."""
-    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.DOTALL | re.MULTILINE)
+def code_blocks(markdown: str, language: str = "python") -> list[str]:
+    """The bodies of the fenced code blocks of one language in a Markdown text, in order."""
+    pattern = rf"^```{language}\n(.*?)^```"
+    return re.findall(pattern, markdown, flags=re.DOTALL | re.MULTILINE)
 
 
-def test_python_blocks_are_found() -> None:
+def test_code_blocks_are_found() -> None:
     text = "a\n```python\nx = 1\n```\n```bash\nls\n```\n```python\ny = x\n```\n"
-    assert python_blocks(text) == ["x = 1\n", "y = x\n"]
+    assert code_blocks(text) == ["x = 1\n", "y = x\n"]
+    assert code_blocks(text, "bash") == ["ls\n"]
 
 
 def test_tutorial_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch", reason="the tutorial's encoder is a torch module")
-    blocks = python_blocks(TUTORIAL.read_text(encoding="utf-8"))
+    text = TUTORIAL.read_text(encoding="utf-8")
+    blocks = code_blocks(text)
     assert len(blocks) >= 5, "the tutorial lost its code blocks"
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "tutorial"}
@@ -49,8 +57,23 @@ def test_tutorial_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         # one namespace for all blocks: they run in order, as one script
         exec(compile(block, f"{TUTORIAL.name}, python block {number}", "exec"), namespace)
     assert namespace["latents"].shape == (1000, 6)  # type: ignore[attr-defined]
-    folder = namespace["folder"]
-    assert (folder / "latents.npy").is_file() and (folder / "factors.npy").is_file()  # type: ignore[operator]
+
+    # "the same from the command line ... gives the same numbers": the first command of
+    # the tutorial's shell block, on the files its last Python block saved
+    command = shlex.split(code_blocks(text, "bash")[0].splitlines()[0], comments=True)
+    assert command[:2] == ["disentkit", "score"], command
+    folder = Path(namespace["folder"])  # type: ignore[arg-type]
+    args = [str(folder / a) if a.endswith(".npy") else a for a in command[1:]]
+    args = [str(tmp_path / a) if a.endswith(".json") else a for a in args]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))["metrics"]
+    for row in namespace["out"].rows():  # type: ignore[attr-defined]
+        entry = written[row.metric]
+        assert entry[row.score] == pytest.approx(row.value, abs=1e-9), row.key
+        assert entry["metric_id"] == row.metric_id
+        for baseline, value in row.baselines.items():
+            assert entry["baselines"][baseline][row.score] == pytest.approx(value, abs=1e-9)
 
 
 def _anchors(site: Path) -> set[str]:
