@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all test-compat bench lint format clean
+.PHONY: venv demo test test-all test-compat bench lint format docs docs-serve clean
 
 venv: $(STAMP)
 
@@ -62,6 +62,14 @@ bench: venv
 	$(BIN)/python benchmarks/metrics_scale.py
 	$(BIN)/python benchmarks/data.py
 
+# The documentation site (mkdocs.yml) into site/; warnings are errors. `make test` builds it
+# too, into a temporary folder (tests/test_docs.py). docs-serve: live preview on :8000.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -71,4 +79,4 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .venv-compat-old .venv-compat-new build dist src/*.egg-info .pytest_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .venv-compat-old .venv-compat-new build dist site src/*.egg-info .pytest_cache .ruff_cache .import_linter_cache

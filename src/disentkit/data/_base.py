@@ -221,6 +221,8 @@ class DatasetInfo:
     procedural_alternative: str | None = None
 
 
+#: Every registered dataset, by name (:class:`DatasetInfo` entries); ``disentkit data list``
+#: lists them.
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
 
 

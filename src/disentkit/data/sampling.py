@@ -64,7 +64,8 @@ def pair_probabilities(
     """The joint distribution of one correlated pair of factors.
 
     Args:
-        size_i, size_j: numbers of classes of the two factors (each ≥ 2).
+        size_i: number of classes of the first factor (≥ 2).
+        size_j: number of classes of the second factor (≥ 2).
         sigma: kernel width on the normalised scale (> 0; ``math.inf`` = independent).
         balance_marginals: rescale the table to uniform marginals (Sinkhorn iterations).
 

@@ -181,6 +181,8 @@ class MetricInfo:
         return key == "mi" and self.uses_mi_cache
 
 
+#: Every registered metric, by name (:class:`MetricInfo` entries); ``disentkit metrics``
+#: lists them.
 METRICS: Registry[MetricInfo] = Registry("metric")
 
 

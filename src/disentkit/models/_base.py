@@ -235,6 +235,8 @@ class ModelInfo:
     reference: str = ""
 
 
+#: Every registered model, by name (:class:`ModelInfo` entries); ``disentkit models`` lists
+#: them.
 MODELS: Registry[ModelInfo] = Registry("model")
 
 

@@ -42,7 +42,9 @@ __all__ = [
     "save_model",
 ]
 
+#: The ``format`` recorded in a saved model's metadata.
 MODEL_FORMAT = "disentkit-model"
+#: The version of the saved-model layout, raised when it changes.
 FORMAT_VERSION = 1
 _METADATA_KEY = "disentkit"
 

@@ -65,7 +65,7 @@ def train_run(study_dir: str | os.PathLike[str], model_num: int, *,
         ``attempts`` and the run's flat scores.
 
     Raises:
-        whatever training or evaluation raised, after writing ``failed.json``.
+        Exception: whatever training or evaluation raised, after writing ``failed.json``.
     """
     from disentkit.train import RunConfig, fit  # looked up per call: patchable
 

@@ -187,8 +187,10 @@ def run_study(
         address: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...); default:
             start a local Ray instance.
         num_cpus: CPUs of the local Ray instance (default: all of this machine's).
-        cpus_per_trial, gpus_per_trial, max_concurrent, max_retries: override the spec's
-            ``resources``.
+        cpus_per_trial: overrides the spec's ``resources`` (as do the next three).
+        gpus_per_trial: overrides the spec's ``resources``.
+        max_concurrent: overrides the spec's ``resources``.
+        max_retries: overrides the spec's ``resources``.
         overrides: ``"key=value"`` strings applied to every run's config after the spec
             is expanded: ``train.<key>`` sets the run-config field ``<key>``
             (``train.steps=20``), any other key is a run-config dotted key

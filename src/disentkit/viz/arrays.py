@@ -498,8 +498,12 @@ def traversal_grid(
     Cells of passive latents are framed in :data:`PASSIVE_COLOUR`.
 
     Args:
-        model, images, n_steps, kind, marginal_images, max_value: as
-            :func:`traversal_plan`.
+        model: as :func:`traversal_plan`.
+        images: as :func:`traversal_plan`.
+        n_steps: as :func:`traversal_plan`.
+        kind: as :func:`traversal_plan`.
+        marginal_images: as :func:`traversal_plan`.
+        max_value: as :func:`traversal_plan`.
         gap: background pixels between cells (panels are ``4·gap`` apart).
         border: width of the passive frame around each cell.
         plan: a precomputed plan (the other plan arguments are then ignored).
