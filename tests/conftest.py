@@ -60,6 +60,17 @@ def torch_one_thread():
     yield
     torch.set_num_threads(threads)
 
+
+@pytest.fixture(scope="module")
+def tiny_model(torch_one_thread):
+    """The trainer tests' tiny model registered for a test module, on one torch thread.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("tiny_model")``."""
+    from tests.train import registered_tiny
+
+    with registered_tiny():
+        yield
+
+
 @pytest.fixture
 def factors_small() -> np.ndarray:
     return make_factors(400, (3, 4, 5), seed=1)

@@ -6,12 +6,11 @@ import json
 import re
 
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
 from disentkit.cli import app
-from tests.train import TINY, registered_tiny
+from tests.train import TINY
 
 runner = CliRunner()
 
@@ -20,13 +19,7 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with registered_tiny():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_model")
 
 
 TRAIN = ["train", "--model", TINY, "--data", "xyobject_tiny", "--batch-size", "8",

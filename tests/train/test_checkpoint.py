@@ -26,18 +26,12 @@ from disentkit.models.saved import load_model, read_model_info, save_model
 from disentkit.train import checkpoint as ck
 from disentkit.train.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from disentkit.train.trainer import fit
-from tests.train import TINY, registered_tiny, tiny_config
+from tests.train import TINY, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with registered_tiny():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_model")
 
 
 def _files(folder):

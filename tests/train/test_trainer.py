@@ -18,16 +18,9 @@ from disentkit.models import MODELS, build_model
 from disentkit.train import RunConfig, evaluate_run, fit, load_model
 from disentkit.train.checkpoint import load_checkpoint
 from disentkit.train.trainer import _build_optimizer, _clip, resolve_config
-from tests.train import TINY, registered_tiny, tiny_config
+from tests.train import TINY, tiny_config
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _tiny():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with registered_tiny():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_model")
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,13 @@ from disentkit.data import get_dataset
 from disentkit.metrics import evaluate
 from disentkit.train import fit, load_model
 from disentkit.train.evaluate_run import EvaluationSet, extract_representations
-from tests.train import TINY, registered_tiny, tiny_config
+from tests.train import TINY, tiny_config
 
 EVERY = {"every": 6, "every_n_samples": 120, "every_metrics": ["mig", "dci"],
          "options": {"mig": {"n_bins": 7}, "infomec": {"n_neighbors": 5}}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with registered_tiny():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_model")
 
 
 def _config(**eval_fields):

@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,20 +20,14 @@ from disentkit._validation import DisentkitWarning
 from disentkit.cli import app
 from disentkit.train import evaluate_run, fit
 from disentkit.viz.report import REPORT_NAME, write_report
-from tests.train import TINY, registered_tiny, tiny_config
+from tests.train import TINY, tiny_config
 
 runner = CliRunner()
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with registered_tiny():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_model")
 
 
 def add_figures(run) -> None:
