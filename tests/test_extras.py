@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +131,7 @@ def test_training_report_is_skipped_with_a_note_without_viz(monkeypatch, tmp_pat
 
 
 def test_pyproject_extras_match_the_checks():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     optional = project["optional-dependencies"]
     core = " ".join(project["dependencies"])
