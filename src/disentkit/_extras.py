@@ -5,7 +5,7 @@ reads the data sets; training, figures and studies need extras::
 
     pip install 'disentkit[train]'   # torch, Lightning: train, evaluate a run, models
     pip install 'disentkit[viz]'     # matplotlib: figures and run reports
-    pip install 'disentkit[study]'   # Ray Tune, pandas, pyarrow: studies
+    pip install 'disentkit[study]'   # Ray Tune, pandas, pyarrow (and train, viz): studies
     pip install 'disentkit[all]'     # all of the above
 
 Entry points that need an extra call :func:`require` first, so a missing package gives one
