@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ import numpy as np
 from _common import load_average
 from metrics import make_data
 
+import disentkit
 from disentkit import DisentkitWarning, evaluate
 
 
@@ -44,9 +46,17 @@ def _command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "disentkit"]
 
 
+def _env() -> dict[str, str]:
+    """This environment with PYTHONPATH made absolute: the commands run in a temporary
+    directory and must import the same disentkit as this process."""
+    parts = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    absolute = os.pathsep.join(str(Path(p).resolve()) for p in parts if p)
+    return {**os.environ, "PYTHONPATH": absolute}
+
+
 def _wall(args: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+    subprocess.run(args, cwd=cwd, env=_env(), check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -57,7 +67,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="samples")
     args = parser.parse_args()
     cli = _command()
-    print(f"load average {load_average()}; command: {' '.join(cli)}")
+    print(f"load average {load_average()}; command: {' '.join(cli)}; disentkit from "
+          f"{Path(disentkit.__file__).parent}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         starts = {
