@@ -61,6 +61,7 @@ bench: venv
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/metrics_scale.py
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/startup.py
 
 lint: venv
 	$(BIN)/ruff check .
