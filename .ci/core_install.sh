@@ -10,7 +10,11 @@ start=$(date +%s)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-"$PYTHON" -m pip wheel --quiet --no-deps -w "$work/dist" .
+# built from a copy, so that setuptools' build/ and *.egg-info stay out of the checkout
+mkdir "$work/tree"
+cp -r pyproject.toml README.md src "$work/tree/"
+rm -rf "$work"/tree/src/*.egg-info
+"$PYTHON" -m pip wheel --quiet --no-deps -w "$work/dist" "$work/tree"
 wheel=("$work"/dist/disentkit-*.whl)
 "$PYTHON" -m venv "$work/venv"
 bin="$work/venv/bin"
