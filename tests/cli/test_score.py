@@ -166,7 +166,7 @@ def test_score_end_to_end_json(tmp_path, run_npz):
 
 def test_score_default_suite_two_files(tmp_path, monkeypatch):
     # The default suite's wiring, with a cheap suite (the real one runs in the slow demo test).
-    monkeypatch.setattr(cli_score, "default_suite", lambda: ["mig"])
+    monkeypatch.setattr("disentkit.metrics.default_suite", lambda: ["mig"])  # read per call
     latents, factors = demo_data(seed=0, n_samples=300)["entangled"]
     np.save(tmp_path / "z.npy", latents)
     np.savetxt(tmp_path / "s.csv", factors, fmt="%d", delimiter=",", header="a,b,c,d,e",
@@ -294,7 +294,7 @@ def _run_demo(tmp_path, monkeypatch, n_samples: int) -> dict:
 
 
 def test_demo_runs_and_writes_results(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_score, "default_suite", lambda: ["mig"])
+    monkeypatch.setattr("disentkit.metrics.default_suite", lambda: ["mig"])  # read per call
     payload = _run_demo(tmp_path, monkeypatch, 600)
     for evaluation in payload["results"].values():
         assert list(evaluation["metrics"]) == ["mig"]

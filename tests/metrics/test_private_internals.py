@@ -11,7 +11,6 @@ numbers.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -27,7 +26,6 @@ from disentkit.metrics.dci import dci
 from disentkit.metrics.mig import mig
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-dci_module = importlib.import_module("disentkit.metrics.dci")  # the package exports dci()
 
 # Runs in a fresh interpreter: scipy.sparse is loaded (it needs its own kernels), then its
 # private module is made unimportable, as in a scipy release that moved it.
@@ -103,7 +101,8 @@ class _NoPrivateTrees(HistGradientBoostingClassifier):
 
 
 def test_dci_hist_without_sklearns_private_trees_says_what_to_use(monkeypatch) -> None:
-    monkeypatch.setattr(dci_module, "HistGradientBoostingClassifier", _NoPrivateTrees)
+    # dci imports the classifier when it fits, from scikit-learn
+    monkeypatch.setattr("sklearn.ensemble.HistGradientBoostingClassifier", _NoPrivateTrees)
     z, s = _case()
     with pytest.raises(RuntimeError, match=r"private attributes.*use backend='gbt'"):
         dci(z[:200], s[:200], backend="hist", n_jobs=1)

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.text import Text
 
 from disentkit._console import error
-from disentkit._validation import DisentkitWarning
-from disentkit.io import InputError
-from disentkit.metrics import METRICS
+from disentkit._extras import MissingExtraError
+
+# numpy, scikit-learn and the metrics are imported inside the functions that use them, so
+# that `disentkit --help` starts fast.
 
 __all__ = [
     "DEBUG_HINT",
@@ -32,12 +33,20 @@ DEBUG_HINT = " (run with --debug for the traceback)"
 
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
-    """Turn bad input (``ValueError``/``TypeError``) into one red paragraph and exit code 2."""
+    """Turn bad input (``ValueError``/``TypeError``) and a missing extra into one red
+    paragraph and exit code 2."""
     try:
         yield
+    except MissingExtraError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        raise typer.Exit(2) from None
     except (ValueError, TypeError) as exc:
         if debug:
             raise
+        from disentkit.io import InputError
+
         hint = "" if isinstance(exc, InputError) else DEBUG_HINT
         error(str(exc) or type(exc).__name__, hint)
         raise typer.Exit(2) from None
@@ -59,6 +68,8 @@ def run_errors(debug: bool) -> Iterator[None]:
 @contextmanager
 def reported_warnings(console: Console) -> Iterator[None]:
     """Show warnings raised inside the block once each, as short yellow lines."""
+    from disentkit._validation import DisentkitWarning
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DisentkitWarning)
         try:
@@ -91,6 +102,8 @@ def parse_metric_list(text: str | None) -> list[str] | None:
     """
     if text is None:
         return None
+    from disentkit.metrics import METRICS
+
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return [name for name, info in METRICS.items() if info.kind == "array"]

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.filesize import decimal
@@ -192,7 +192,7 @@ def _registry_meta(info: Any, data_dir: Path | None) -> dict[str, Any]:
         "name": info.name,
         "kind": info.kind,
         "description": info.description,
-        "n_images": int(np.prod(info.factor_sizes, dtype=np.int64)),
+        "n_images": math.prod(info.factor_sizes),
         "factors": {n: {"size": s} for n, s in zip(info.factor_names, info.factor_sizes,
                                                    strict=True)},
         "files": {f: str(base / f.rstrip("/")) for f in info.files},
@@ -234,7 +234,7 @@ def list_datasets(
             "description": info.description,
             "factor_names": list(info.factor_names),
             "factor_sizes": list(info.factor_sizes),
-            "n_images": int(np.prod(info.factor_sizes, dtype=np.int64)),
+            "n_images": math.prod(info.factor_sizes),
             "files": _files_state(info, data_dir),
         }
         for name, info in list(datasets.items())

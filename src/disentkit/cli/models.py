@@ -16,6 +16,7 @@ from rich.text import Text
 
 from disentkit._atomic import jsonable
 from disentkit._console import stdout
+from disentkit._extras import require
 from disentkit.cli._common import user_errors
 
 
@@ -27,6 +28,8 @@ def models_command(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """List the registered models, or show one model's options."""
+    with user_errors(debug):
+        require("train", what="disentkit models")
     from disentkit.models.catalogue import describe_model, list_models
 
     out = stdout()

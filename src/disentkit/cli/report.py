@@ -16,14 +16,21 @@ from rich.markup import escape
 from rich.text import Text
 
 from disentkit._console import error, stderr, stdout
+from disentkit._extras import missing_modules, require
 from disentkit.cli._common import reported_warnings, run_errors
-from disentkit.rundir import FIGURES_DIR
+from disentkit.rundir import FIGURES_DIR, REPORT_NAME
 
-__all__ = ["report_command", "run_report"]
+__all__ = ["report_command", "run_report", "run_report_if_installed"]
 
 
 def run_report(run_dir: Path, *, figures: bool = True) -> Path:
-    """Write ``run_dir/report.html`` with progress on stderr; print where it is on stdout."""
+    """Write ``run_dir/report.html`` with progress on stderr; print where it is on stdout.
+
+    Raises :class:`~disentkit._extras.MissingExtraError` without the 'viz' extra (and,
+    to render figures from the model, the 'train' extra)."""
+    require("viz", what="the run report")
+    if figures:
+        require("train", what="the run report's figures (--no-figures: without them)")
     from disentkit.viz.report import write_report
 
     err, out = stderr(), stdout()
@@ -42,6 +49,16 @@ def run_report(run_dir: Path, *, figures: bool = True) -> Path:
             )
     out.print(f"Wrote the report to {path.resolve()}", soft_wrap=True)
     return path
+
+
+def run_report_if_installed(run_dir: Path) -> Path | None:
+    """:func:`run_report` after training or evaluation; without the 'viz' extra, a yellow
+    note saying how to get the report instead of an error (the run itself is complete)."""
+    if missing_modules("viz"):
+        stderr().print(Text(f"no {REPORT_NAME}: the run report needs the 'viz' extra: "
+                            "pip install 'disentkit[viz]'", style="yellow"), soft_wrap=True)
+        return None
+    return run_report(run_dir)
 
 
 def report_command(

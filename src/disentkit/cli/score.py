@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,11 +39,13 @@ from rich.text import Text
 
 from disentkit._atomic import jsonable, write_json
 from disentkit._console import error, stderr, stdout
-from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
 from disentkit._version import __version__
 from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, user_errors
-from disentkit.io import _read_pair
-from disentkit.metrics import METRICS, Evaluation, ScoreRow, default_suite, evaluate
+
+# numpy, scikit-learn and the metrics are imported inside the commands, so that
+# `disentkit --help` starts fast.
+if TYPE_CHECKING:
+    from disentkit.metrics import Evaluation, ScoreRow
 
 __all__ = ["demo", "list_metrics", "parse_options", "score"]
 
@@ -157,6 +159,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _direction(metric: str, score: str) -> str:
+    from disentkit.metrics import METRICS
+
     info = METRICS.get(metric)
     if info is None:
         return ""
@@ -307,6 +311,9 @@ def score(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score a representation stored in array files with the metric suite."""
+    from disentkit.io import _read_pair
+    from disentkit.metrics import default_suite, evaluate
+
     err = stderr()
     with user_errors(debug):
         pair = _read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key,
@@ -390,6 +397,8 @@ def list_metrics(
     ] = False,
 ) -> None:
     """List the registered metrics: scores, bounds, direction, kind and fast options."""
+    from disentkit.metrics import METRICS
+
     entries = [
         {
             "name": name,
@@ -501,6 +510,9 @@ def demo(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score three representations of a built-in example with the default suite."""
+    from disentkit._demo import DEMO_DESCRIPTIONS, DEMO_FACTOR_SIZES, demo_data
+    from disentkit.metrics import default_suite, evaluate
+
     out, err = stdout(), stderr()
     sizes = "/".join(map(str, DEMO_FACTOR_SIZES))
     out.print(

@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from disentkit._console import error, stderr, stdout
+from disentkit._extras import MissingExtraError, require
 from disentkit.cli._common import DEBUG_HINT
 from disentkit.rundir import FAILED_NAME, REPORT_NAME, RESULTS_CSV, RUNS_DIR, StudyDir
 
@@ -63,7 +64,8 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        error(str(message) or type(exc).__name__, DEBUG_HINT)
+        hint = "" if isinstance(exc, MissingExtraError) else DEBUG_HINT
+        error(str(message) or type(exc).__name__, hint)
         raise typer.Exit(2) from None
 
 
@@ -160,6 +162,7 @@ def run_command(
     """
     err, console = stderr(), stdout()
     with _errors(debug):
+        require("study", "viz", "train", what="disentkit study run")
         from disentkit.study import run_study
 
         outcome = run_study(spec, out, model_nums=model_num, executor=executor,
@@ -212,6 +215,7 @@ def list_command(
     """List the runs of a spec with their numbers (what --model-num selects)."""
     out = stdout()
     with _errors(debug):
+        require("study", "viz", what="disentkit study list")
         from disentkit.study import expand, load_spec, parse_model_nums
 
         runs = expand(load_spec(spec))
@@ -233,6 +237,7 @@ def collect_command(study_dir: DirArg, debug: Debug = False) -> None:
     """Rebuild DIR/results.parquet and results.csv from the run directories."""
     out = stdout()
     with _errors(debug):
+        require("study", "viz", what="disentkit study collect")
         from disentkit.study import collect, write_results
 
         frame = collect(study_dir)
@@ -263,6 +268,7 @@ def report_command(
     agreement, seed variance, reconstruction vs disentanglement, best and worst traversals
     per model."""
     with _errors(debug):
+        require("study", "viz", what="disentkit study report")
         study = Path(study_dir)
         layout = StudyDir(study)
         if not layout.results_parquet.is_file() and layout.spec.is_file():

@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from disentkit._console import stderr, stdout
+from disentkit._extras import require
 from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, run_errors
-from disentkit.cli.report import run_report
+from disentkit.cli.report import run_report_if_installed
 from disentkit.rundir import (
     CHECKPOINT_PATH,
     CONFIG_NAME,
@@ -200,6 +201,7 @@ def train_command(
     """
     err, out = stderr(), stdout()
     with run_errors(debug):
+        require("train", what="disentkit train")
         from disentkit.train.config import (
             apply_overrides,
             build_config,
@@ -271,7 +273,7 @@ def train_command(
                                 options=ev.options)
             # --- the HTML report (disentkit.cli.report), unless --no-report
             if report:
-                run_report(path)
+                run_report_if_installed(path)
 
 
 def evaluate_command(
@@ -319,6 +321,7 @@ def evaluate_command(
     """Score a trained run with the metric suite; writes RUN/metrics.json and (unless
     --no-report) RUN/report.html."""
     with run_errors(debug):
+        require("train", what="disentkit evaluate")
         from disentkit.train.config import EvalConfig, RunConfig
 
         if not run.is_dir():
@@ -345,4 +348,4 @@ def evaluate_command(
         )
         # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
-            run_report(run)
+            run_report_if_installed(run)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 
 from disentkit._random import SeedLike, as_generator, int_seed
 from disentkit._validation import check_choice
@@ -173,6 +171,10 @@ def beta_vae_score(
             f"beta_vae: the {n_train} training points all fixed factor {int(y_train[0])}; "
             "a classifier needs two classes — increase n_train"
         )
+    # scikit-learn is imported here, not with the module: `import disentkit` stays light.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
     random_state = int_seed(rng)
     if classifier == "lbfgs":
         model = LogisticRegression(random_state=random_state)

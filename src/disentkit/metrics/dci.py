@@ -14,12 +14,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import expit, softmax, xlogy
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike, as_generator, int_seed
@@ -27,6 +26,9 @@ from disentkit._validation import check_choice, check_fraction, check_n_jobs, pr
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
 from disentkit.metrics._boost import MAX_DEPTH, boost_importance, category_codes
 from disentkit.metrics._split import split_train_test
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 BACKENDS = ("gbt", "hist", "binned")
 #: ``latent_type`` values: latents read as numbers, or as labels of categories
@@ -380,6 +382,8 @@ def _fit_hist(
     """Fit the ``"hist"`` backend: importance ``(D,)``, train and test predictions."""
     # One OpenMP thread per fit: no oversubscription under joblib, and the same numbers
     # for every n_jobs. Parallelism comes from fitting factors side by side.
+    from sklearn.ensemble import HistGradientBoostingClassifier  # lazily: a heavy import
+
     with threadpool_limits(limits=1, user_api="openmp"):
         clf = HistGradientBoostingClassifier(**HIST_PARAMS, random_state=random_state)
         clf.fit(x_train, y_train)
@@ -405,6 +409,8 @@ def _fit_factor(
 ) -> tuple[np.ndarray, float, float]:
     """Fit one factor's classifier: ``(importance (D,), train accuracy, test accuracy)``."""
     if backend == "gbt":
+        from sklearn.ensemble import GradientBoostingClassifier  # lazily: a heavy import
+
         clf = GradientBoostingClassifier(random_state=random_state).fit(x_train, y_train)
         imp = np.abs(clf.feature_importances_)
         pred_train, pred_test = clf.predict(x_train), clf.predict(x_test)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike, as_generator
@@ -35,6 +33,9 @@ from disentkit.metrics._mi import ESTIMATORS, MutualInfo
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from disentkit.metrics._split import split_train_test
 from disentkit.metrics._threads import map_costliest_first
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 LATENT_TYPES = ("auto", "continuous", "discrete")
 PRUNING = ("standalone", "training", "none")
@@ -367,6 +368,8 @@ def infomec(
         # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
         # lbfgs often stops at max_iter=100, as in the reference: its ConvergenceWarning is
         # silenced (here, not in the threads: warning filters are process-wide); n_iter kept.
+        from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
+
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fits = map_costliest_first(
@@ -570,6 +573,8 @@ def _infoe_features(z: np.ndarray, onehot: bool) -> np.ndarray | sparse.csr_matr
 
 
 def _classifier() -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression  # lazily: a heavy import
+
     return LogisticRegression(
         C=np.inf, solver="lbfgs", max_iter=100, tol=1e-4, class_weight="balanced",
         fit_intercept=True,

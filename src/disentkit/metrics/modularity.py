@@ -11,10 +11,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 from threadpoolctl import threadpool_limits
 
 from disentkit._random import SeedLike
@@ -282,6 +278,8 @@ def class_aucs(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
         array([0.5, 0.5])
     """
     n, c = proba.shape
+    from scipy.stats import rankdata  # lazily: scipy.stats is a heavy import
+
     ranks = rankdata(proba, axis=0)  # (n, C), average ranks for ties
     onehot = y[:, None] == np.arange(c)[None, :]  # (n, C)
     n_pos = onehot.sum(axis=0)
@@ -305,6 +303,9 @@ def _explicitness_factor(
     """Fit one classifier for one factor; per-class AUCs on train and test rows, and
     whether the solver stopped before ``max_iter`` (read from ``n_iter_``: this runs in
     threads, where catching warnings is not safe)."""
+    from sklearn.linear_model import LogisticRegression  # lazily: a heavy import
+    from sklearn.multiclass import OneVsRestClassifier
+
     if classifier == "lbfgs":
         clf = LogisticRegression(C=c, max_iter=max_iter).fit(x_train, y_train)
         n_iter = int(np.max(clf.n_iter_))
@@ -427,6 +428,8 @@ def explicitness(
     # threads would only contend). The solvers' own ConvergenceWarning is silenced here,
     # not in the threads (warning filters are process-wide); non-convergence is read from
     # n_iter_ and reported once below.
+    from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
+
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         out = map_costliest_first(

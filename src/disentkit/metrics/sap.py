@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
 from disentkit._random import SeedLike
 from disentkit._validation import (
@@ -105,6 +103,9 @@ def _svc_latent(
     Returns:
         ``(K,)`` accuracies and the number of fits that did not converge.
     """
+    from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
+    from sklearn.svm import LinearSVC
+
     xtr = x_train[:, None]  # (n_train, 1)
     xte = x_test[:, None]
     acc = np.empty(y_train.shape[1])
