@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from disentkit._console import stdout
+from disentkit._extras import require
 from disentkit.cli._common import user_errors
 
 recipes_app = typer.Typer(
@@ -95,6 +96,7 @@ def show_command(
     from disentkit.train.config import build_config
 
     with user_errors(debug):
+        require("train", what="disentkit recipes show")  # names are checked in the registries
         comments = [line for line in recipe_text(name).splitlines() if line.startswith("#")]
         cfg = build_config(load_recipe(name))
         typer.echo("\n".join(comments))
