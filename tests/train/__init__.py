@@ -155,3 +155,28 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     }
     cfg.update(overrides)
     return cfg
+
+
+def sigkill_after_checkpoint(proc: Any, ckpt: Any, min_step: int, *, timeout: float = 120,
+                             settle: float = 0.1) -> int:
+    """SIGKILL the training subprocess ``proc`` once checkpoint ``ckpt`` reaches
+    ``min_step`` (then ``settle`` seconds later, to land between two checkpoints); wait for
+    it and return the checkpoint's step. Fails the test if the process ended otherwise."""
+    import signal
+
+    from disentkit.train.checkpoint import load_checkpoint
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= min_step:
+                time.sleep(settle)
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    return int(load_checkpoint(ckpt)["step"])

@@ -26,7 +26,7 @@ from disentkit.models.saved import load_model, read_model_info, save_model
 from disentkit.train import checkpoint as ck
 from disentkit.train.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from disentkit.train.trainer import fit
-from tests.train import TINY, tiny_config
+from tests.train import TINY, sigkill_after_checkpoint, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -237,21 +237,7 @@ def test_sigkill_then_resume_gives_bit_identical_weights(tmp_path):
                              str(killed), str(ROOT)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = killed / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    step_at_kill = None
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 12:
-                time.sleep(0.1)  # land between two checkpoints
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    step_at_kill = load_checkpoint(ckpt)["step"]
+    step_at_kill = sigkill_after_checkpoint(proc, ckpt, 12)
     assert 12 <= step_at_kill < 48
     assert not (killed / "model.safetensors").exists()
     logged = [int(r["step"]) for r in _rows(killed)]

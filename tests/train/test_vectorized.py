@@ -8,11 +8,9 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from disentkit.train.vectorized import (
     parse_set_list,
     vectorize_problem,
 )
+from tests.train import sigkill_after_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 # Float tolerance of a member's weights against its single run after a few steps. vmap
@@ -158,20 +157,7 @@ def test_sigkill_then_resume_gives_bit_identical_members(tmp_path):
                              str(killed), str(ROOT)], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = killed / "seed1" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if ckpt.is_file() and load_checkpoint(ckpt)["step"] >= 10:
-                time.sleep(0.15)  # land between two checkpoints
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.02)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    assert 10 <= load_checkpoint(ckpt)["step"] < 60
+    assert 10 <= sigkill_after_checkpoint(proc, ckpt, 10, timeout=180, settle=0.15) < 60
     assert not (killed / "seed0" / "model.safetensors").exists()
 
     resumed = fit_vectorized(configs, killed, resume=True, progress=False)
