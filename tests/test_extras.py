@@ -146,3 +146,36 @@ def test_pyproject_extras_match_the_checks():
             assert module in pins  # importable name = distribution name for these
             assert module not in core
     assert optional["all"] == [f"disentkit[{','.join(EXTRAS)}]"]
+
+
+def _compat_tests() -> list[str]:
+    """The ``COMPAT_TESTS`` of the Makefile: what `make test-compat` runs in venvs that hold
+    only numpy, scipy, scikit-learn and the test tools."""
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line.startswith("COMPAT_TESTS :="):
+            return line.partition(":=")[2].split()
+    raise AssertionError("the Makefile has no COMPAT_TESTS line")
+
+
+def test_compat_tests_collect_without_the_packages_the_compat_venvs_lack() -> None:
+    # `make test-compat` installs numpy, scipy, scikit-learn, joblib, threadpoolctl,
+    # safetensors, pytest and hypothesis only: a test there that imports the CLI (typer), a
+    # config (pydantic) or torch fails to collect. Caught here, in `make test`, before CI.
+    absent = {"torch", "lightning", "matplotlib", "pandas", "ray", "pyarrow", "typer", "click",
+              "rich", "pydantic", "yaml", "h5py", "PIL", "pooch", "mkdocs"}
+    code = BLOCK_EXTRAS.replace(
+        "{'torch', 'lightning', 'matplotlib', 'pandas',\n"
+        "                                      'ray', 'pyarrow'}", repr(absent)
+    ) + (
+        "import pytest\n"
+        "sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', *sys.argv[1:]]))\n"
+    )
+    assert repr(absent) in code
+    tests = _compat_tests()
+    assert "tests/metrics" in tests
+    result = subprocess.run(
+        [sys.executable, "-c", code, *tests], capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " tests collected" in result.stdout

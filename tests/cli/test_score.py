@@ -88,6 +88,10 @@ def test_parse_options_values():
     }
 
 
+def test_parse_options_selects_the_infomec_protocol():
+    assert parse_options(["infomec.protocol=training"]) == {"infomec": {"protocol": "training"}}
+
+
 @pytest.mark.parametrize("item", ["mig", "mig=3", "n_bins=3", ".n_bins=3", "mig.=3", "mig.a b=1"])
 def test_parse_options_malformed(item):
     with pytest.raises(ValueError, match=r"METRIC\.NAME=VALUE"):
