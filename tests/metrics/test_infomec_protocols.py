@@ -306,7 +306,7 @@ def test_protocol_settings_are_the_documented_ones() -> None:
 
 def test_evaluate_options_select_the_protocol(continuous) -> None:
     z, s = continuous
-    options = {"infomec": {"protocol": "training"}}  # what `score -o infomec.protocol=training` gives
+    options = {"infomec": {"protocol": "training"}}  # `score -o infomec.protocol=training`
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev = evaluate(z, s, metrics=["infomec"], mode="fast", options=options, n_jobs=1)

@@ -108,17 +108,17 @@ def test_weight_decay_groups():
 
 @pytest.mark.parametrize("name", ["ae", "vae", "beta_tcvae"])
 def test_clip_value_clips_weights_only(name):
-    from disentkit.train.trainer import _build_optimizer, _clip
+    from disentkit.train._loop import build_optimizer, clip_gradients
 
     assert len(_model(name).param_groups()) == 1  # default: no decay, no clipping
     model = _model(name, clip_value=0.5)
     decay, no_decay = model.param_groups()
     assert decay["clip_value"] == 0.5 and no_decay["clip_value"] is None
     assert decay["weight_decay"] == 0.0 == no_decay["weight_decay"]
-    optimizer = _build_optimizer(model.param_groups(), what="test")
+    optimizer = build_optimizer(model.param_groups(), what="test")
     for p in model.parameters():
         p.grad = torch.full_like(p, 3.0)
-    _clip(optimizer)
+    clip_gradients(optimizer)
     names = {id(p): n for n, p in model.named_parameters()}
     for p in model.parameters():
         want = 3.0 if names[id(p)].endswith("bias") else 0.5

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from disentkit.models import build_model
-from disentkit.train.trainer import _build_optimizer
+from disentkit.train._loop import build_optimizer
 
 LR = 1e-3
 
@@ -48,7 +48,7 @@ def torch_release(request, monkeypatch):
 def test_zero_gradient_step_shrinks_decayed_weights_by_lr_lambda_w(torch_release):
     model, names = _qlae(weight_decay=0.1)
     regularized, unregularized = model.param_groups()
-    opt = _build_optimizer(model.param_groups(), what="qlae", lr=LR)
+    opt = build_optimizer(model.param_groups(), what="qlae", lr=LR)
     changes = _one_step(opt, model, grad=0.0)
     decayed = {names[id(p)] for p in regularized["params"]}
     kept = {names[id(p)] for p in unregularized["params"]}
@@ -73,7 +73,7 @@ def test_decoupled_groups_step_as_torch_adamw(torch_release, monkeypatch):
     reference = [p.detach().clone().requires_grad_(True) for p in params]
     gen = torch.Generator().manual_seed(1)
     grads = [[torch.randn(p.shape, generator=gen) for p in params] for _ in range(3)]
-    opt = _build_optimizer([regularized], what="qlae", lr=LR)
+    opt = build_optimizer([regularized], what="qlae", lr=LR)
     for step_grads in grads:
         for p, g in zip(params, step_grads, strict=True):
             p.grad = g.clone()
@@ -92,7 +92,7 @@ def test_coupled_l2_adam_group_is_adam_normalised(torch_release):
     """An ``"adam"`` group's decay is L2 added to the gradient: with a zero loss gradient
     the Adam step is ``lr·λw/(|λw| + eps)`` ≈ ``lr·sign(w)``, not ``lr·λ·w``."""
     w = torch.nn.Parameter(torch.tensor([0.5, -2.0, 3.0]))
-    opt = _build_optimizer([{"params": [w], "optimizer": "adam", "weight_decay": 0.1}],
+    opt = build_optimizer([{"params": [w], "optimizer": "adam", "weight_decay": 0.1}],
                            what="l2", lr=LR)
     before = w.detach().clone()
     w.grad = torch.zeros_like(w)
@@ -106,11 +106,11 @@ def test_coupled_l2_adam_group_is_adam_normalised(torch_release):
 
 def test_state_dict_round_trip_keeps_decay_settings():
     model, _ = _qlae(weight_decay=0.1)
-    opt = _build_optimizer(model.param_groups(), what="qlae", lr=LR)
+    opt = build_optimizer(model.param_groups(), what="qlae", lr=LR)
     _one_step(opt, model, grad=0.5)
     state = opt.state_dict()
     model2, _ = _qlae(weight_decay=0.1)
-    opt2 = _build_optimizer(model2.param_groups(), what="qlae", lr=LR)
+    opt2 = build_optimizer(model2.param_groups(), what="qlae", lr=LR)
     opt2.load_state_dict(state)
     assert [(g["weight_decay"], g["decoupled_weight_decay"]) for g in opt2.param_groups] == [
         (0.1, True), (0.0, False)]

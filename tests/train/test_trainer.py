@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 from disentkit import DisentkitWarning
 from disentkit.models import MODELS, build_model
 from disentkit.train import RunConfig, evaluate_run, fit, load_model
+from disentkit.train._loop import build_optimizer, clip_gradients
 from disentkit.train.checkpoint import load_checkpoint
-from disentkit.train.trainer import _build_optimizer, _clip, resolve_config
+from disentkit.train.trainer import resolve_config
 from tests.train import TINY, tiny_config
 
 pytestmark = pytest.mark.usefixtures("tiny_model")
@@ -121,7 +122,7 @@ def test_missing_logger_package_is_a_clear_error(tmp_path):
 
 def test_param_groups_optimizer_family_decay_and_clipping():
     model = build_model(TINY, weight_decay=0.2, clip_value=0.5)
-    opt = _build_optimizer(model.param_groups(), what="tiny")
+    opt = build_optimizer(model.param_groups(), what="tiny")
     assert isinstance(opt, torch.optim.Adam)
     weights, biases = opt.param_groups
     assert (weights["optimizer"], weights["decoupled_weight_decay"]) == ("adamw", True)
@@ -131,22 +132,22 @@ def test_param_groups_optimizer_family_decay_and_clipping():
 
     for p in model.parameters():
         p.grad = torch.full_like(p, 3.0)
-    _clip(opt)
+    clip_gradients(opt)
     assert all(float(p.grad.abs().max()) == 0.5 for p in weights["params"])  # element-wise
     assert all(float(p.grad.min()) == 3.0 for p in biases["params"])  # untouched
 
     cfg = RunConfig.from_dict(tiny_config(), ["lr=0.1", "optimizer.weight_decay=0",
                                               "optimizer.name=adamw"])
-    opt = _build_optimizer(model.param_groups(), what="tiny", lr=cfg.lr, overrides=cfg.optimizer)
+    opt = build_optimizer(model.param_groups(), what="tiny", lr=cfg.lr, overrides=cfg.optimizer)
     assert all(g["lr"] == 0.1 and g["weight_decay"] == 0.0 and g["decoupled_weight_decay"]
                for g in opt.param_groups)
     groups = model.param_groups()
     groups[1]["optimizer"] = "sgd"
     with pytest.raises(ValueError, match="mix SGD with Adam"):
-        _build_optimizer(groups, what="tiny")
+        build_optimizer(groups, what="tiny")
     groups[1]["optimizer"] = "lion"
     with pytest.raises(ValueError, match="asks for optimizer 'lion'"):
-        _build_optimizer(groups, what="tiny")
+        build_optimizer(groups, what="tiny")
 
 
 def test_bf16_mixed_precision_on_cpu(tmp_path):

@@ -63,7 +63,7 @@ def test_a_quantized_model_is_scored_on_its_quantized_representation(tmp_path):
 
 
 def test_scores_reach_every_configured_logger(tmp_path, monkeypatch):
-    import disentkit.train.trainer as trainer
+    import disentkit.train._loop as loop
 
     calls = []
 
@@ -74,7 +74,7 @@ def test_scores_reach_every_configured_logger(tmp_path, monkeypatch):
         def finalize(self, status):
             pass
 
-    monkeypatch.setattr(trainer, "_external_loggers", lambda names, run_dir, cfg: [Recorder()])
+    monkeypatch.setattr(loop, "external_loggers", lambda names, run_dir, cfg: [Recorder()])
     fit({**_config(every=3, every_n_samples=100, every_metrics=["mig"]), "steps": 6},
         run_dir=tmp_path / "l", progress=False)
     scored = {step: v["eval/mean/mig"] for step, v in calls if "eval/mean/mig" in v}

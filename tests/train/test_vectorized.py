@@ -102,6 +102,24 @@ def test_members_equal_their_single_runs(model, tmp_path):
     assert _max_diff(paths[0], paths[1]) > 100 * ATOL  # the members are different runs
 
 
+def test_members_score_during_training_as_their_single_runs(tmp_path):
+    every = {"every": 3, "every_n_samples": 200, "every_metrics": ["mig", "infomec"]}
+    configs = expand_configs(_base("qlae", eval=every), seeds="0,1")
+    paths = fit_vectorized(configs, tmp_path / "vec", progress=False)
+    singles = [fit(c, run_dir=tmp_path / f"single{c.seed}", progress=False) for c in configs]
+    for path, single in zip(paths, singles, strict=True):
+        ours, theirs = _rows(path), _rows(single)
+        assert [r["step"] for r in ours] == [r["step"] for r in theirs] == ["2", "3", "4", "6"]
+        scored = sorted(k for k in theirs[1] if k.startswith("eval/"))
+        assert scored and sorted(k for k in ours[1] if k.startswith("eval/")) == scored
+        for a, b in zip(ours, theirs, strict=True):
+            for key in scored:
+                assert (a[key] == "") == (b[key] == "")  # scored at the same steps
+                if b[key]:  # weights equal up to float rounding: scores up to rounding too
+                    assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-6)
+        assert _max_diff(path, single) < ATOL  # scoring left training untouched
+
+
 def test_hyper_parameter_members_equal_their_single_runs(tmp_path):
     configs = expand_configs(_base("beta_vae"), seeds="2",
                              set_lists=["model.beta=1,8", "lr=1e-3,3e-3"])

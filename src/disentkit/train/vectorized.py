@@ -28,8 +28,13 @@ after a few steps by 2e-5 (one Adam step moves a weight by up to ``lr``, 1e-3). 
 weight decay are the same for every member, the update uses the single run's scalar
 arithmetic exactly; otherwise per-member tensors may round an ulp differently.
 
+The step loop itself — loss bookkeeping, logging, evaluation during training (``eval.every``,
+each member scored on its own evaluation set with its current weights), checkpoints — is the
+single trainer's (:func:`disentkit.train._loop.drive`), with one record per member.
+
 Run directories. Each member is an ordinary run directory, indistinguishable from a single
-run's: ``config.json`` (its own seed and options), ``log/metrics.csv``, single-run
+run's: ``config.json`` (its own seed and options), ``log/metrics.csv`` (losses and
+``eval.every`` scores), single-run
 checkpoints ``checkpoints/last.ckpt`` (so :func:`~disentkit.train.fit` can resume one member
 alone, and a vectorised run can resume members started singly), ``model.safetensors`` and
 ``model.json``. Resuming a vectorised run restarts every member from the newest step all of
@@ -54,10 +59,8 @@ import copy
 import dataclasses
 import itertools
 import json
-import math
 import os
 import re
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -67,7 +70,15 @@ from typing import Any
 from disentkit._atomic import remove_stale_temporaries
 from disentkit._lock import hold_directory
 from disentkit._validation import DisentkitWarning
-from disentkit.rundir import CHECKPOINT_PATH, CONFIG_NAME, METRICS_CSV, read_json
+from disentkit.rundir import CHECKPOINT_PATH, CONFIG_NAME, read_json
+from disentkit.train._loop import (
+    Progress,
+    RunRecord,
+    build_optimizer,
+    drive,
+    prepare_run_dir,
+    training_module,
+)
 from disentkit.train.checkpoint import (
     load_checkpoint,
     load_latest_checkpoint,
@@ -80,14 +91,6 @@ from disentkit.train.config import (
     coerce_options,
     parse_overrides,
     resolve_config,
-)
-from disentkit.train.trainer import (
-    _build_optimizer,
-    _CSVLog,
-    _external_loggers,
-    _prepare_run_dir,
-    _Progress,
-    _training_module,
 )
 
 __all__ = [
@@ -307,9 +310,6 @@ def vectorize_problem(configs: Sequence[RunConfig | Mapping[str, Any]]) -> str |
                     f"strategy={cfg.strategy!r}")
         if cfg.optimizer.name == "sgd":
             return "vectorised training supports Adam and AdamW; received optimizer.name='sgd'"
-        if cfg.eval.every:
-            return ("scores during training (eval.every) are not taken in vectorised runs; "
-                    "set eval.every=0, or train the runs one by one")
     keys = {group_key(c) for c in cfgs}
     if None in keys:
         return f"model {first.model!r} cannot train vectorised: {cls.vectorize_refusal}"
@@ -583,7 +583,7 @@ def fit_vectorized(
             raise ValueError(f"run directories {taken} already hold runs; continue them with "
                              "resume=True (--resume) or choose another run directory")
         for i, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
-            _prepare_run_dir(cfg, path, resume)
+            prepare_run_dir(cfg, path, resume)
             cfgs[i] = RunConfig.from_dict(read_json(path / CONFIG_NAME))
             remove_stale_temporaries(path / CHECKPOINT_PATH.parent)
             remove_stale_temporaries(path)
@@ -627,7 +627,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             raise ValueError(f"cannot train {what} vectorised: it declares extra optimiser "
                              "steps")
         model.to(device)
-        opt = _build_optimizer(model.param_groups(), what=what, lr=cfg.lr,
+        opt = build_optimizer(model.param_groups(), what=what, lr=cfg.lr,
                                overrides=cfg.optimizer)
         generator = torch.Generator(device=device)
         if device.type == "cpu":
@@ -646,7 +646,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     groups = _groups(models, opts, what)
     trainable_names = [n for g in groups for n in g.names]
     template = models[0]
-    module = _training_module(template, [])
+    module = training_module(template, [])
 
     def stacked(getter: Callable[[Any], Any]) -> Any:
         return torch.stack([getter(m) for m in models]).detach()
@@ -672,20 +672,27 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     }
     step_fn = _step_function(module, template, generators)
 
-    def save(done: int) -> None:
+    def sync_members() -> list[Any]:
+        """Copy the stacked weights and Adam state of step ``done`` into the members."""
         with torch.no_grad():
-            for i, (model, opt) in enumerate(zip(models, opts, strict=True)):
+            for i, model in enumerate(models):
                 own = member_params[i]
                 for name in trainable_names:
                     own[name].copy_(trainable[name][i])
-                    opt.state[own[name]] = {
-                        "step": torch.tensor(float(done), dtype=torch.float32),
-                        "exp_avg": adam_state[name]["exp_avg"][i].clone(),
-                        "exp_avg_sq": adam_state[name]["exp_avg_sq"][i].clone(),
-                    }
                 for name, value in fixed.items():
                     _named_tensor(model, name).copy_(value[i])
+        return models
+
+    def save(done: int) -> None:
+        sync_members()
         for i, (cfg, path) in enumerate(zip(cfgs, paths, strict=True)):
+            own = member_params[i]
+            for name in trainable_names:
+                opts[i].state[own[name]] = {
+                    "step": torch.tensor(float(done), dtype=torch.float32),
+                    "exp_avg": adam_state[name]["exp_avg"][i].clone(),
+                    "exp_avg_sq": adam_state[name]["exp_avg_sq"][i].clone(),
+                }
             gen_state = generators[i].get_state()
             rng = ({"torch": gen_state, "cuda": None} if device.type == "cpu" else
                    {"torch": torch.get_rng_state(), "cuda": [gen_state]})
@@ -698,73 +705,43 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
                 "config": json.dumps(cfg.to_dict()),
             })
 
-    csv_logs = [_CSVLog(path / METRICS_CSV, start) for path in paths]
-    loggers = [_external_loggers(c.loggers, p, c) for c, p in zip(cfgs, paths, strict=True)]
+    records = [RunRecord(c, p, start, dataset, m)
+               for c, p, m in zip(cfgs, paths, models, strict=True)]
     loaders = [loader_cls(dataset, batch_size=c.batch_size, seed=c.seed, steps=c.steps,
                           start_step=start, sampling=c.sampling, num_workers=c.num_workers)
                for c in cfgs]
     for model in models:
         model.train()
-    sums: dict[str, Any] = {}
-    count = 0
-    tick = time.perf_counter()
-    last_logged = start
-    saved_at = start if start else -1
-    reporter = _Progress(progress, lead.steps, start)
+    reporter = Progress(progress, lead.steps, start)
     for note in notes:
         warnings.warn(note, DisentkitWarning, stacklevel=2)
         reporter.note(note)
     where = paths[0].parent if len({p.parent for p in paths}) == 1 else paths[0]
     reporter.note(("resuming" if start else "training") + f" {k_members} members as one "
                   f"vectorised model in {where}" + (f" at step {start}" if start else ""))
-    with reporter:
-        for t, batches in enumerate(zip(*loaders, strict=True), start=start):
-            x = torch.stack([to_float(images, device, max_value=loader.max_value)
-                             for (images, _), loader in zip(batches, loaders, strict=True)])
-            grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
-            with torch.no_grad():
-                for group in groups:
-                    if group.clip_value is not None:
-                        for name in group.names:
-                            grads[name].clamp_(-group.clip_value, group.clip_value)
-                    _adam_step(group, trainable, grads, adam_state, t + 1)
-            for key, value in logged.items():
-                sums[key] = sums[key] + value if key in sums else value
-            count += 1
-            done = t + 1
-            if done % lead.log_every == 0 or done == lead.steps:
-                now = time.perf_counter()
-                rate = (done - last_logged) / max(now - tick, 1e-9)
-                tick, last_logged = now, done
-                table = {k: (v / count).tolist() for k, v in sums.items()}
-                sums.clear()
-                count = 0
-                for i, path in enumerate(paths):
-                    values = {k: float(v[i]) for k, v in table.items()}
-                    values["steps_per_second"] = rate
-                    if not all(math.isfinite(values[k]) for k in values if k.endswith("loss")):
-                        raise ValueError(
-                            f"training diverged: a loss of member {path} is not finite at step "
-                            f"{done} ({values}); the last checkpoints are from before")
-                    csv_logs[i].log(done, values)
-                    for logger in loggers[i]:
-                        logger.log_metrics(values, step=done)
-                reporter.logged(done, {"loss": float(table["loss"][0])})
-            else:
-                reporter.advance(done)
-            if done % lead.checkpoint_every == 0 or done == lead.steps:
-                save(done)
-                saved_at = done
-    if saved_at != lead.steps:
-        save(lead.steps)
-    for member_loggers in loggers:
-        for logger in member_loggers:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    logger.finalize("success")
-                except Exception:  # a logger's failure must not lose the run
-                    pass
+
+    def step(t: int, batches: Any) -> dict[str, Any]:
+        x = torch.stack([to_float(images, device, max_value=loader.max_value)
+                         for (images, _), loader in zip(batches, loaders, strict=True)])
+        grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
+        with torch.no_grad():
+            for group in groups:
+                if group.clip_value is not None:
+                    for name in group.names:
+                        grads[name].clamp_(-group.clip_value, group.clip_value)
+                _adam_step(group, trainable, grads, adam_state, t + 1)
+        return logged
+
+    status = "failed"
+    try:
+        with reporter:
+            drive(zip(*loaders, strict=True), step, cfg=lead, start=start, members=k_members,
+                  records=records, save=save, reporter=reporter, score_models=sync_members,
+                  where=lambda i: f"member {paths[i]}")
+        status = "success"
+    finally:
+        for record in records:
+            record.close(status)
     h, w, c = dataset.image_shape
     for cfg, model, path in zip(cfgs, models, paths, strict=True):
         save_model(model, path, info={
