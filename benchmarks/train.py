@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# torch.compile's compiler in this process, not a pool of workers that keep running
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -131,11 +135,16 @@ def trainer_rate(model_name: str, arch: str, size: int, *, batch_size: int, step
 
 def _alternate(first: Callable[[], float], second: Callable[[], float],
                repeats: int) -> tuple[float, float, float]:
-    """Median of ``first``, of ``second`` and of their per-repeat ratio second/first."""
+    """Median of ``first``, of ``second`` and of their per-repeat ratio second/first; the
+    order alternates between repeats, so that a warm-up or order effect cancels."""
     a, b = [], []
-    for _ in range(repeats):
-        a.append(first())
-        b.append(second())
+    for i in range(repeats):
+        if i % 2:
+            b.append(second())
+            a.append(first())
+        else:
+            a.append(first())
+            b.append(second())
     return (statistics.median(a), statistics.median(b),
             statistics.median(y / x for x, y in zip(a, b, strict=True)))
 
@@ -160,6 +169,153 @@ def part_trainer(args: argparse.Namespace) -> None:
                   flush=True)
 
 
+# --------------------------------------------------------------------------- vectorised
+
+
+def _rows_rate(path: Path) -> float:
+    """Steps/s over the log rows after the first (the first interval is the warm-up)."""
+    with open(path / "log" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("steps_per_second")]
+    steps = [int(r["step"]) for r in rows]
+    seconds = sum((b - a) / float(r["steps_per_second"])
+                  for a, b, r in zip(steps, steps[1:], rows[1:], strict=False))
+    return (steps[-1] - steps[0]) / seconds
+
+
+def _config(args: argparse.Namespace, model: str, arch: str) -> dict[str, Any]:
+    return {"model": model, "data": DATA, "data_options": {"image_size": args.size},
+            "model_options": {"arch": arch}, "steps": args.log_every + args.steps,
+            "batch_size": args.batch_size, "log_every": args.log_every, "seed": 0,
+            "accelerator": "gpu" if args.device == "cuda" else "cpu"}
+
+
+def vectorized_rate(cfg: dict[str, Any], k: int) -> float:
+    """Model-steps/s: K × the steps/s of K members trained as one (0: one single run)."""
+    from disentkit.train import fit, fit_vectorized
+    from disentkit.train.vectorized import expand_configs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if k == 0:
+            return _rows_rate(fit(cfg, run_dir=Path(tmp) / "single", progress=False))
+        paths = fit_vectorized(expand_configs(cfg, seeds=f"0-{k - 1}"), tmp, progress=False)
+        return k * _rows_rate(paths[0])
+
+
+_MEMORY_CHILD = """
+import json, resource, sys, tempfile, torch
+from pathlib import Path
+from disentkit.train import fit, fit_vectorized
+from disentkit.train.vectorized import expand_configs
+cfg, k = json.loads(sys.argv[1]), int(sys.argv[2])
+cuda = cfg["accelerator"] == "gpu"
+with tempfile.TemporaryDirectory() as tmp:
+    if k == 0:
+        fit(cfg, run_dir=Path(tmp) / "single", progress=False)
+    else:
+        fit_vectorized(expand_configs(cfg, seeds=f"0-{k - 1}"), tmp, progress=False)
+peak = (torch.cuda.max_memory_allocated() if cuda else
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps({"peak_mib": peak / 2**20}))
+"""
+
+
+def peak_memory(cfg: dict[str, Any], k: int) -> float:
+    """Peak memory (MiB) of a fresh process training K members (0: one single run): GPU
+    memory allocated on a GPU, else the peak RSS."""
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, json.dumps(cfg), str(k)],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"])
+
+
+def part_vectorized(args: argparse.Namespace) -> None:
+    from disentkit.models import build_model
+
+    if args.memory:
+        print("| model | arch | size | K | peak MiB | growth per member MiB | params + grads "
+              "+ Adam per member MiB |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        print("| model | arch | size | K | single-run steps/s | vectorised model-steps/s | "
+              "× K sequential (median of per-repeat ratios) |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for model in args.models:
+        for arch in args.vectorized_archs:
+            cfg = _config(args, model, arch)
+            if args.memory:
+                state = 4 * sum(p.numel() * p.element_size() for p in build_model(
+                    model, arch=arch, image_shape=(3, args.size, args.size)).parameters())
+                single = peak_memory(cfg, 0)
+                print(f"| {model} | {arch} | {args.size} | single | {single:.0f} | | "
+                      f"{state / 2**20:.1f} |", flush=True)
+                for k in args.k:
+                    peak = peak_memory(cfg, k)
+                    print(f"| {model} | {arch} | {args.size} | {k} | {peak:.0f} | "
+                          f"{(peak - single) / max(k - 1, 1):.0f} | {state / 2**20:.1f} |",
+                          flush=True)
+                continue
+            for k in args.k:
+                single, vec, ratio = _alternate(lambda c=cfg: vectorized_rate(c, 0),
+                                                lambda c=cfg, k=k: vectorized_rate(c, k),
+                                                args.repeats)
+                print(f"| {model} | {arch} | {args.size} | {k} | {single:.2f} | {vec:.2f} | "
+                      f"{ratio:.2f} |", flush=True)
+
+
+# --------------------------------------------------------------------------- CPU study
+
+#: the variants of the CPU study: name → options of :func:`bare_loop` (and image size)
+CPU_VARIANTS = {
+    "1 thread": {"threads": 1},
+    "channels_last": {"channels_last": True},
+    "bf16 autocast": {"autocast": "bfloat16"},
+    "32×32 images": {"size": 32},
+    "torch.compile": {"compile_model": True},  # last: its compiler may leave workers behind
+}
+
+
+def part_cpu(args: argparse.Namespace) -> None:
+    import torch
+
+    default_threads = torch.get_num_threads()
+    print(f"| model | arch | variant | default steps/s ({default_threads} threads, "
+          f"{args.size}×{args.size}) | variant steps/s | variant ÷ default |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for model in args.models:
+        for arch in args.cpu_archs:
+            def default(model: str = model, arch: str = arch) -> float:
+                return bare_loop(model, arch, args.size, batch_size=args.batch_size,
+                                 steps=args.steps, warmup=args.log_every, device=args.device)
+
+            for name, options in CPU_VARIANTS.items():
+                opts = dict(options)
+                size = opts.pop("size", args.size)
+                threads = opts.pop("threads", default_threads)
+                if "autocast" in opts:
+                    opts["autocast"] = getattr(torch, opts["autocast"])
+
+                def variant(model: str = model, arch: str = arch, size: int = size,
+                            threads: int = threads, opts: dict = opts) -> float:
+                    torch.set_num_threads(threads)
+                    try:
+                        return bare_loop(model, arch, size, batch_size=args.batch_size,
+                                         steps=args.steps, warmup=args.log_every,
+                                         device=args.device, **opts)
+                    finally:
+                        torch.set_num_threads(default_threads)
+
+                try:
+                    d, v, ratio = _alternate(default, variant, args.repeats)
+                except Exception as exc:  # e.g. no compiler for torch.compile
+                    print(f"| {model} | {arch} | {name} | | failed: "
+                          f"{type(exc).__name__}: {str(exc)[:80]} | |", flush=True)
+                    continue
+                print(f"| {model} | {arch} | {name} | {d:.2f} | {v:.2f} | {ratio:.2f} |",
+                      flush=True)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -174,9 +330,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="measured steps per repeat")
     parser.add_argument("--log-every", type=int, default=10,
                         help="the trainer's log interval; its first interval is the warm-up")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--k", nargs="+", type=int, default=None,
+                        help="vectorised members (default 1 4 8; 8 32 64 on a GPU)")
+    parser.add_argument("--vectorized-archs", nargs="+", default=["dlib"])
+    parser.add_argument("--cpu-archs", nargs="+", default=["dlib"])
+    parser.add_argument("--memory", action="store_true",
+                        help="vectorized part: peak memory per member instead of speed")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -189,8 +351,14 @@ def main() -> None:
             else f"CPU, {os.cpu_count()} cores")
     print(f"# training speed, {name}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load {load_average()}")
+    if args.k is None:
+        args.k = [8, 32, 64] if args.device == "cuda" else [1, 4, 8]
     if args.part in ("trainer", "all"):
         part_trainer(args)
+    if args.part in ("vectorized", "all"):
+        part_vectorized(args)
+    if args.part == "cpu" or (args.part == "all" and args.device == "cpu"):
+        part_cpu(args)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,30 @@ def test_gradient_penalty_of_a_quadratic_critic_at_given_interpolates():
     )
 
 
+def test_gradient_penalty_runs_in_float32_under_mixed_precision():
+    # under autocast the penalty's pass is taken in float32: the same value as without
+    # autocast, to float32 rounding, where a bfloat16 pass would be off in the 3rd digit
+    g = torch.Generator().manual_seed(3)
+    critic = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 4, 2), torch.nn.Tanh(),
+                                 torch.nn.Flatten(), torch.nn.Linear(8 * 7 * 7, 1))
+    real, fake = torch.rand(6, 3, 16, 16, generator=g), torch.rand(6, 3, 16, 16, generator=g)
+    eps = torch.rand(6, generator=g)
+
+    def values(x):
+        return critic(x).squeeze(1)
+
+    expected = gradient_penalty(values, real, fake, epsilon=eps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = gradient_penalty(values, real.bfloat16(), fake.bfloat16(), epsilon=eps)
+        in_bf16 = values(real.bfloat16())
+    assert in_bf16.dtype == torch.bfloat16  # autocast is on around the penalty
+    assert mixed.dtype == torch.float32
+    inputs_rounded = gradient_penalty(values, real.bfloat16().float(),
+                                      fake.bfloat16().float(), epsilon=eps)
+    torch.testing.assert_close(mixed, inputs_rounded, rtol=1e-6, atol=1e-7)
+    assert float(mixed) == pytest.approx(float(expected), rel=1e-2)
+
+
 def test_gradient_penalty_under_no_grad_is_the_same_value_detached():
     w = torch.tensor([3.0, 4.0], requires_grad=True)
     real, fake = torch.zeros(4, 2), torch.ones(4, 2)

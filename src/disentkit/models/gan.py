@@ -120,6 +120,11 @@ def gradient_penalty(
     Under ``torch.no_grad()`` grad mode is switched on for the inner gradient only and the
     penalty comes back detached.
 
+    Mixed precision. The penalty's critic pass and inner gradient run with autocast switched
+    off, in float32 (or the inputs' wider float type): under ``16-mixed`` the inner gradient
+    is taken before the gradient scaler sees the loss, so in float16 its small values would
+    underflow to zero and the norm would be wrong; the rest of the step keeps autocast.
+
     Args:
         critic: ``D``: ``(B, ...)`` → ``(B,)`` values, each depending on its own sample.
         real: ``(B, ...)`` real samples.
@@ -144,10 +149,12 @@ def gradient_penalty(
         epsilon = torch.rand(batch, device=real.device)
     if epsilon.shape != (batch,):
         raise ValueError(f"epsilon must have shape ({batch},); received {tuple(epsilon.shape)}")
-    eps = epsilon.to(real.dtype).view(batch, *([1] * (real.ndim - 1)))  # (B, 1, ...)
+    dtype = torch.promote_types(real.dtype, torch.float32)
+    eps = epsilon.to(dtype).view(batch, *([1] * (real.ndim - 1)))  # (B, 1, ...)
     differentiable = torch.is_grad_enabled()
-    with torch.enable_grad():
-        x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    with torch.enable_grad(), torch.autocast(real.device.type, enabled=False):
+        x_hat = (eps * real.detach().to(dtype) + (1 - eps) * fake.detach().to(dtype))
+        x_hat.requires_grad_(True)
         values = critic(x_hat)  # (B,)
         (grad,) = torch.autograd.grad(values.sum(), x_hat, create_graph=differentiable)
         grad = grad.to(torch.promote_types(grad.dtype, torch.float32))  # float32 or wider
