@@ -201,6 +201,15 @@ def vectorized_rate(cfg: dict[str, Any], k: int) -> float:
         return k * _rows_rate(paths[0])
 
 
+def _gpu_peak_mib(run: Callable[[], float]) -> tuple[float, float]:
+    """``run()``'s result and the peak GPU memory it allocated (MiB)."""
+    import torch
+
+    torch.cuda.reset_peak_memory_stats()
+    rate = run()
+    return rate, torch.cuda.max_memory_allocated() / 2**20
+
+
 _MEMORY_CHILD = """
 import json, resource, sys, tempfile, torch
 from pathlib import Path
@@ -238,9 +247,11 @@ def part_vectorized(args: argparse.Namespace) -> None:
               "+ Adam per member MiB |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     else:
+        gpu = args.device == "cuda"
         print("| model | arch | size | K | single-run steps/s | vectorised model-steps/s | "
-              "× K sequential (median of per-repeat ratios) |")
-        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+              "× K sequential (median of per-repeat ratios) |"
+              + (" peak GPU MiB, single / K |" if gpu else ""))
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if gpu else ""))
     for model in args.models:
         for arch in args.vectorized_archs:
             cfg = _config(args, model, arch)
@@ -260,8 +271,13 @@ def part_vectorized(args: argparse.Namespace) -> None:
                 single, vec, ratio = _alternate(lambda c=cfg: vectorized_rate(c, 0),
                                                 lambda c=cfg, k=k: vectorized_rate(c, k),
                                                 args.repeats)
+                peak = ""
+                if args.device == "cuda":  # one more run of each, for the peak memory
+                    one = _gpu_peak_mib(lambda c=cfg: vectorized_rate(c, 0))[1]
+                    many = _gpu_peak_mib(lambda c=cfg, k=k: vectorized_rate(c, k))[1]
+                    peak = f" {one:.0f} / {many:.0f} |"
                 print(f"| {model} | {arch} | {args.size} | {k} | {single:.2f} | {vec:.2f} | "
-                      f"{ratio:.2f} |", flush=True)
+                      f"{ratio:.2f} |{peak}", flush=True)
 
 
 # --------------------------------------------------------------------------- CPU study
