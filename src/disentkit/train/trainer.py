@@ -82,7 +82,6 @@ from disentkit.rundir import (
     CHECKPOINT_PATH,
     CONFIG_NAME,
     DEFAULT_RUNS_ROOT,
-    LOG_DIR,
     METRICS_CSV,
     read_json,
 )
@@ -98,6 +97,7 @@ from disentkit.train.evaluate_run import (
     extract_representations,
     representation_options,
 )
+from disentkit.train.trackers import check_trackers, finish_trackers, open_trackers
 
 __all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "EVAL_PREFIX", "EVERY_METRICS", "fit"]
 
@@ -111,11 +111,6 @@ RESUMABLE_CHANGES = frozenset(
      "strategy", "num_workers", "deterministic"}
 )
 _PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-_LOGGER_PACKAGES = {
-    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
-    "mlflow": (("mlflow",), "pip install mlflow"),
-    "wandb": (("wandb",), "pip install wandb"),
-}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -369,54 +364,6 @@ class _CSVLog:
             csv.DictWriter(fh, fieldnames=self.fields, lineterminator="\n").writerow(row)
 
 
-def _check_loggers(names: Sequence[str]) -> None:
-    import importlib.util
-
-    for name in names:
-        if name == "csv":
-            continue
-        modules, hint = _LOGGER_PACKAGES[name]
-        if not any(importlib.util.find_spec(m) is not None for m in modules):
-            raise ValueError(
-                f"logger {name!r} needs the {modules[0]} package, which is not installed: "
-                f"{hint} (or drop {name!r} from loggers)"
-            )
-
-
-def _external_loggers(names: Sequence[str], run_dir: Path, config: RunConfig) -> list[Any]:
-    out: list[Any] = []
-    for name in names:
-        if name == "tensorboard":
-            from lightning.fabric.loggers import TensorBoardLogger
-
-            out.append(TensorBoardLogger(root_dir=str(run_dir / LOG_DIR), name="tensorboard",
-                                         version=""))
-        elif name == "mlflow":
-            from lightning.pytorch.loggers import MLFlowLogger
-
-            uri = (run_dir / LOG_DIR / "mlruns").resolve().as_uri()
-            out.append(MLFlowLogger(experiment_name="disentkit", run_name=run_dir.name,
-                                    tracking_uri=uri))
-        elif name == "wandb":
-            from lightning.pytorch.loggers import WandbLogger
-
-            out.append(WandbLogger(project="disentkit", name=run_dir.name,
-                                   save_dir=str(run_dir / LOG_DIR)))
-    for logger in out:
-        logger.log_hyperparams(_flatten(config.to_dict()))
-    return out
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
-    return flat
-
-
 class _Progress:
     """A rich progress bar on a terminal; elsewhere one line per logged step."""
 
@@ -556,7 +503,7 @@ def fit(
             missing logger package, or a loss that became NaN/inf.
     """
     cfg = build_config(config)  # validated once; a validated RunConfig passes as it is
-    _check_loggers(cfg.loggers)
+    check_trackers(cfg.loggers)
     if cfg.eval.every:
         _every_metrics(cfg)
     import torch
@@ -683,7 +630,7 @@ def _train(
     csv_log = _CSVLog(path / METRICS_CSV, start) if fabric.is_global_zero else None
     scorer = (_TrainingScores(cfg, dataset, model)
               if cfg.eval.every and fabric.is_global_zero else None)
-    loggers = _external_loggers(cfg.loggers, path, cfg) if fabric.is_global_zero else []
+    loggers = open_trackers(cfg, path, start_step=start) if fabric.is_global_zero else []
     loader = loader_cls(dataset, batch_size=cfg.batch_size, seed=cfg.seed, steps=cfg.steps,
                         start_step=start, sampling=cfg.sampling, num_workers=cfg.num_workers)
     per_rank = cfg.batch_size // world
@@ -747,9 +694,7 @@ def _train(
                 saved_at = done
     if saved_at != cfg.steps:
         save(cfg.steps)
-    for logger in loggers:
-        with suppress(Exception):
-            logger.finalize("success")
+    finish_trackers(loggers)
     if fabric.is_global_zero:
         h, w, c = dataset.image_shape
         save_model(model, path, info={

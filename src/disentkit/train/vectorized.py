@@ -81,10 +81,10 @@ from disentkit.train.config import (
     parse_overrides,
     resolve_config,
 )
+from disentkit.train.trackers import check_trackers, finish_trackers, open_trackers
 from disentkit.train.trainer import (
     _build_optimizer,
     _CSVLog,
-    _external_loggers,
     _prepare_run_dir,
     _Progress,
     _training_module,
@@ -543,6 +543,8 @@ def fit_vectorized(
     problem = vectorize_problem(cfgs)
     if problem is not None:
         raise ValueError(f"cannot train these runs vectorised: {problem}")
+    for cfg in cfgs:
+        check_trackers(cfg.loggers)
     import torch
 
     from disentkit.data import get_dataset
@@ -699,7 +701,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             })
 
     csv_logs = [_CSVLog(path / METRICS_CSV, start) for path in paths]
-    loggers = [_external_loggers(c.loggers, p, c) for c, p in zip(cfgs, paths, strict=True)]
+    loggers = [open_trackers(c, p, start_step=start) for c, p in zip(cfgs, paths, strict=True)]
     loaders = [loader_cls(dataset, batch_size=c.batch_size, seed=c.seed, steps=c.steps,
                           start_step=start, sampling=c.sampling, num_workers=c.num_workers)
                for c in cfgs]
@@ -758,13 +760,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     if saved_at != lead.steps:
         save(lead.steps)
     for member_loggers in loggers:
-        for logger in member_loggers:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    logger.finalize("success")
-                except Exception:  # a logger's failure must not lose the run
-                    pass
+        finish_trackers(member_loggers)
     h, w, c = dataset.image_shape
     for cfg, model, path in zip(cfgs, models, paths, strict=True):
         save_model(model, path, info={
