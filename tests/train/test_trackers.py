@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from disentkit._validation import DisentkitWarning
 from disentkit.rundir import RunDir
 from disentkit.train import evaluate_run, fit
 from disentkit.train.config import build_config
 from disentkit.train.trackers import (
     check_trackers,
+    finish_trackers,
     log_run_outputs,
     open_trackers,
     score_values,
@@ -267,6 +269,22 @@ def test_trackers_pointed_elsewhere_start_new_runs_there(tmp_path):
     assert second.run_id != first.run_id
     assert second.tracking_uri == (run / "elsewhere").resolve().as_uri()
     assert json.loads(RunDir(run).trackers.read_text())["mlflow"]["run_id"] == second.run_id
+
+
+def test_finishing_marks_the_status_and_never_raises(tmp_path):
+    cfg = build_config(_config(loggers={"mlflow": {}}))
+    (tracker,) = open_trackers(cfg, tmp_path, start_step=0)
+    finish_trackers([tracker], status="failed")
+    assert tracker.client.get_run(tracker.run_id).info.status == "FAILED"
+
+    class Broken:
+        name = "broken"
+
+        def finish(self, status):
+            raise OSError("disk full")
+
+    with pytest.warns(DisentkitWarning, match="could not close the broken run: disk full"):
+        finish_trackers([Broken()])
 
 
 def test_vectorised_members_get_tracker_runs_of_their_own(tmp_path):

@@ -73,7 +73,7 @@ def test_scores_reach_every_configured_logger(tmp_path, monkeypatch):
         def log_metrics(self, values, step):
             calls.append((step, dict(values)))
 
-        def finish(self):
+        def finish(self, status="success"):
             pass
 
     monkeypatch.setattr(trainer, "open_trackers", lambda cfg, run_dir, start_step: [Recorder()])

@@ -125,8 +125,9 @@ class Tracker(abc.ABC):
         """Record the PNG image at ``path`` as ``figures/<name>``."""
 
     @abc.abstractmethod
-    def finish(self) -> None:
-        """Flush and close (the run stays resumable)."""
+    def finish(self, status: str = "success") -> None:
+        """Flush and close, marking the tracker run ``status`` (``"success"`` or
+        ``"failed"``); the run stays resumable."""
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -206,7 +207,7 @@ class TensorBoardTracker(Tracker):
                               dataformats="HWC")
         self.writer.flush()
 
-    def finish(self) -> None:
+    def finish(self, status: str = "success") -> None:
         self.writer.close()
 
 
@@ -286,8 +287,9 @@ class MLflowTracker(Tracker):
     def log_figure(self, name: str, path: Path, step: int) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path="figures")
 
-    def finish(self) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED")
+    def finish(self, status: str = "success") -> None:
+        self.client.set_terminated(self.run_id,
+                                   status="FINISHED" if status == "success" else "FAILED")
 
 
 # --------------------------------------------------------------------------- W&B
@@ -333,8 +335,8 @@ class WandbTracker(Tracker):
         self.run.log({f"figures/{name}": wandb.Image(str(path))},
                      step=max(int(step), int(self.run.step)))
 
-    def finish(self) -> None:
-        self.run.finish()
+    def finish(self, status: str = "success") -> None:
+        self.run.finish(exit_code=0 if status == "success" else 1)
 
 
 # --------------------------------------------------------------------------- opening
@@ -383,7 +385,8 @@ def open_trackers(
             it. ``None``: not training (:func:`log_run_outputs`).
 
     Returns:
-        one :class:`Tracker` per configured tracker (call ``finish()`` on each).
+        one :class:`Tracker` per configured tracker (close them with
+        :func:`finish_trackers`).
 
     Raises:
         ValueError: a configured tracker's package is missing.
@@ -415,7 +418,7 @@ def open_trackers(
     except BaseException:
         for tracker in trackers:
             with suppress(Exception):
-                tracker.finish()
+                tracker.finish("failed")
         raise
     ids_file.parent.mkdir(parents=True, exist_ok=True)
     write_json(ids_file, {**saved, **{t.name: t.record() for t in trackers}})
@@ -427,12 +430,13 @@ def open_trackers(
     return trackers
 
 
-def finish_trackers(trackers: Sequence[Tracker]) -> None:
-    """``finish()`` every tracker; a failure is a :class:`DisentkitWarning`, not an error
-    (what was logged stays, and the run itself must not be lost to a tracker)."""
+def finish_trackers(trackers: Sequence[Tracker], status: str = "success") -> None:
+    """``finish(status)`` every tracker (``"success"`` or ``"failed"``); a failure is a
+    :class:`DisentkitWarning`, not an error (what was logged stays, and the run itself must
+    not be lost to a tracker)."""
     for tracker in trackers:
         try:
-            tracker.finish()
+            tracker.finish(status)
         except Exception as exc:  # each tracker gets its chance
             warnings.warn(f"could not close the {tracker.name} run: {exc}", DisentkitWarning,
                           stacklevel=2)
