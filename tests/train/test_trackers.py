@@ -135,12 +135,15 @@ def _wandb_runs(run: Path) -> list[dict]:
     out = []
     for folder in sorted((RunDir(run).log / "wandb").glob("offline-run-*")):
         (file,) = folder.glob("run-*.wandb")
-        entry = {"folder": folder, "id": None, "history": [], "summary": {}}
+        entry = {"folder": folder, "id": None, "history": [], "summary": {}, "config": {}}
         for record in _wandb_records(file):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 entry["id"] = record.run.run_id
                 entry["tags"] = list(record.run.tags)
+            elif kind == "config":
+                entry["config"].update({i.key: json.loads(i.value_json)
+                                        for i in record.config.update})
             elif kind == "history":
                 entry["history"].append({"/".join(i.nested_key) or i.key: json.loads(i.value_json)
                                          for i in record.history.item})
@@ -198,6 +201,7 @@ def test_wandb_offline_run_holds_losses_scores_ids_and_a_figure(finished):
     ids = json.loads(RunDir(finished).trackers.read_text())["wandb"]
     assert training["id"] == outputs["id"] == ids["id"]
     assert ids["project"] == "tests" and training["tags"] == ["tiny"]
+    assert training["config"]["steps"] == 8 and training["config"]["model_options"]["kind"] == "ae"
     rows = _csv(finished)
     losses = [(h["_step"], h["loss"]) for h in training["history"] if "loss" in h]
     assert losses == [(s, pytest.approx(float(rows[s]["loss"]), rel=1e-12)) for s in (2, 4, 6, 8)]

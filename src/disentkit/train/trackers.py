@@ -30,7 +30,8 @@ Resume. The trackers' run ids are saved in ``RUN/log/trackers.json``
 (:data:`~disentkit.rundir.TRACKERS_JSON`) when a run starts. A resumed run, and
 :func:`log_run_outputs` later, reopen the same tracker runs from it: the same MLflow run id
 (set running again), the same W&B id (``resume="allow"``; offline, each start is a folder of
-its own under ``wandb/`` holding that id, which ``wandb sync`` merges), the same
+its own under ``wandb/`` holding that id, which ``wandb sync`` merges; online, W&B ignores
+steps it already holds), the same
 TensorBoard folder with ``purge_step`` at the checkpoint's step + 1, so the steps logged
 after the checkpoint by the killed process are dropped from TensorBoard's view. MLflow's
 history keeps such steps (it cannot delete points). A tracker whose settings now point
@@ -301,7 +302,7 @@ class WandbTracker(Tracker):
     name = "wandb"
 
     def __init__(self, settings: WandbConfig, run_dir: Path, *,
-                 run_id: str | None = None, config: Mapping[str, Any] | None = None) -> None:
+                 run_id: str | None = None) -> None:
         import wandb
 
         self.project, self.entity = settings.project, settings.entity
@@ -311,8 +312,7 @@ class WandbTracker(Tracker):
             project=settings.project, entity=settings.entity,
             name=settings.name or run_dir.name, group=settings.group,
             tags=list(settings.tags) or None, mode=settings.mode, dir=str(folder),
-            id=run_id, resume="allow", reinit="create_new", allow_val_change=True,
-            config=dict(config) if config is not None else None,
+            id=run_id, resume="allow", reinit="create_new",
         )
         self.run_id: str = self.run.id
 
@@ -413,8 +413,7 @@ def open_trackers(
             before = saved.get("wandb")
             same = _matches(before, project=loggers.wandb.project, entity=loggers.wandb.entity)
             trackers.append(WandbTracker(loggers.wandb, path,
-                                         run_id=before["id"] if same else None,
-                                         config=config.to_dict()))
+                                         run_id=before["id"] if same else None))
     except BaseException:
         for tracker in trackers:
             with suppress(Exception):
@@ -425,8 +424,7 @@ def open_trackers(
     if start_step is not None:
         params = config.to_dict()
         for tracker in trackers:
-            if not isinstance(tracker, WandbTracker):  # W&B got it at init
-                tracker.log_params(params)
+            tracker.log_params(params)
     return trackers
 
 
