@@ -12,7 +12,9 @@ A run directory::
     model.safetensors        the weights to share
     model.json               the recipe to rebuild the model
     metrics.json             the scores of the evaluation
-    log/metrics.csv          the training log (and other loggers' folders under log/)
+    log/metrics.csv          the training log
+    log/trackers.json        the experiment trackers' run ids (a resumed run continues them)
+    log/tensorboard/, log/mlruns/, log/wandb/   the trackers' default folders
     figures/                 the rendered figures
     report.html              the run's page
 
@@ -54,6 +56,7 @@ __all__ = [
     "LOG_DIR",
     "METRICS_CSV",
     "METRICS_NAME",
+    "MLRUNS_DIR",
     "MODEL_JSON_NAME",
     "PAIRED_PREFIX",
     "PAPER_CSV",
@@ -66,6 +69,8 @@ __all__ = [
     "RUNS_DIR",
     "SPEC_NAME",
     "STATE_NAME",
+    "TENSORBOARD_DIR",
+    "TRACKERS_JSON",
     "WEIGHTS_NAME",
     "RunDir",
     "StudyDir",
@@ -85,6 +90,9 @@ MODEL_JSON_NAME = "model.json"
 METRICS_NAME = "metrics.json"
 LOG_DIR = "log"
 METRICS_CSV = Path(LOG_DIR) / "metrics.csv"
+TRACKERS_JSON = Path(LOG_DIR) / "trackers.json"  # run ids of TensorBoard, MLflow, W&B
+TENSORBOARD_DIR = Path(LOG_DIR) / "tensorboard"  # default TensorBoard event folder
+MLRUNS_DIR = Path(LOG_DIR) / "mlruns"  # default MLflow file store
 FIGURES_DIR = "figures"
 REPORT_NAME = "report.html"
 LOCK_NAME = ".lock"  # its OS lock: one writer per run or study directory (disentkit._lock)
@@ -147,6 +155,18 @@ class RunDir:
     @property
     def metrics_csv(self) -> Path:
         return self.path / METRICS_CSV
+
+    @property
+    def trackers(self) -> Path:
+        return self.path / TRACKERS_JSON
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def mlruns(self) -> Path:
+        return self.path / MLRUNS_DIR
 
     @property
     def figures(self) -> Path:

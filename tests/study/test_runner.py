@@ -105,6 +105,19 @@ def test_model_num_runs_only_those(tmp_path):
     assert outcome.count("done") == 2
 
 
+def test_a_study_run_logs_its_scores_to_its_trackers(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    spec = _spec()
+    spec["train"] = {**spec["train"], "loggers": {"mlflow": {"experiment": "study"}}}
+    run_study(spec, tmp_path / "s", model_nums="0", executor="local", progress=False)
+    ids = json.loads((run_dir(tmp_path / "s", 0) / "log" / "trackers.json").read_text())
+    logged = MlflowClient(ids["mlflow"]["tracking_uri"]).get_run(ids["mlflow"]["run_id"])
+    assert logged.data.tags["scores/mean/mig.metric_id"].startswith("mig/")
+    assert "loss" in logged.data.metrics and "scores/mean/sap" in logged.data.metrics
+
+
 def test_a_failing_run_is_retried_then_recorded_as_failed(tmp_path, monkeypatch):
     import disentkit.train
 

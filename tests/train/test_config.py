@@ -45,7 +45,7 @@ def test_defaults_and_round_trip_write_every_field():
     c = cfg()
     d = c.to_dict()
     assert d["steps"] == 10_000 and d["batch_size"] == 64 and d["precision"] == "32"
-    assert d["loggers"] == ["csv"]
+    assert d["loggers"] == {"tensorboard": None, "mlflow": None, "wandb": None}
     assert set(d["optimizer"]) == {"name", "betas", "eps", "weight_decay", "momentum",
                                    "clip_value"}
     assert set(d["eval"]) == {
@@ -67,7 +67,7 @@ def test_cli_strings_are_coerced_to_field_types():
     assert c.lr == pytest.approx(1e-3) and c.deterministic is True
     assert c.optimizer.betas == (0.5, 0.9) and c.optimizer.clip_value == 1.0
     assert c.eval.metrics == ["mig", "sap"] and c.devices == 2
-    assert c.precision == "bf16-mixed" and c.seed == 7 and c.loggers == ["csv"]
+    assert c.precision == "bf16-mixed" and c.seed == 7 and c.loggers.names == ["csv"]
     assert cfg(["devices=auto"]).devices == "auto"
     assert cfg(["lr=none", "eval.metrics=null"]).lr is None
     assert cfg(["optimizer.betas=[0.0, 0.9]"]).optimizer.betas == (0.0, 0.9)
@@ -126,6 +126,16 @@ def test_malformed_overrides(item):
         ("optimizer.betas=0.9,1.5", r"'optimizer.betas' must lie in \[0, 1\)"),
         ("optimizer.clip_value=-1", "'optimizer.clip_value' must be a finite number > 0 or null"),
         ("loggers=csv,neptune", r"'loggers' takes names from .*\['neptune'\]"),
+        ("loggers=[tensorbord]", r"received \['tensorbord'\] \(did you mean 'tensorboard'\?\)"),
+        ("loggers.wandb.mode=ofline", "'loggers.wandb.mode' expects one of 'online', "
+         "'offline', 'disabled' or null; received 'ofline'"),
+        ("loggers.wandb.project=", "'loggers.wandb.project' must be a non-empty project name; "
+         "received ''"),
+        ("loggers.mlflow.experiment= ", "'loggers.mlflow.experiment' must be a non-empty"),
+        ("loggers.tensorboard.dirr=x", r"unknown config key 'loggers.tensorboard.dirr' \(did "
+         r"you mean 'loggers.tensorboard.dir'\?\); valid keys: loggers.tensorboard.dir"),
+        ("loggers.neptune.x=1", r"unknown config key 'loggers.neptune'; valid keys: "
+         "loggers.tensorboard, loggers.mlflow, loggers.wandb"),
         ("eval.n_samples=1", "'eval.n_samples' must be an integer ≥ 2"),
         ("devices=0", "'devices' must be an integer ≥ 1"),
     ],
@@ -141,8 +151,41 @@ def test_unknown_metric_lists_known_ones():
 
 
 def test_csv_logger_is_always_on():
-    assert cfg(loggers=["tensorboard"]).loggers == ["csv", "tensorboard"]
-    assert cfg(loggers=[]).loggers == ["csv"]
+    assert cfg(loggers=["tensorboard"]).loggers.names == ["csv", "tensorboard"]
+    assert cfg(loggers=[]).loggers.names == ["csv"]
+    assert cfg(loggers={"csv": {}, "mlflow": {}}).loggers.names == ["csv", "mlflow"]
+
+
+def test_loggers_section_with_settings():
+    c = cfg(loggers={"tensorboard": {"dir": "tb"}, "wandb": {"project": "p", "tags": ["a"],
+                                                             "mode": "offline"}})
+    assert c.loggers.names == ["csv", "tensorboard", "wandb"]
+    assert c.loggers.tensorboard.dir == "tb" and c.loggers.mlflow is None
+    assert (c.loggers.wandb.project, c.loggers.wandb.tags, c.loggers.wandb.mode,
+            c.loggers.wandb.entity) == ("p", ["a"], "offline", None)
+    # the defaults of an empty section; the section survives a JSON round trip
+    d = cfg(loggers={"mlflow": {}}).to_dict()["loggers"]
+    assert d["mlflow"] == {"tracking_uri": None, "experiment": "disentkit", "run_name": None}
+    assert cfg(loggers=d).loggers == cfg(loggers={"mlflow": {}}).loggers
+
+
+@pytest.mark.parametrize("items", [
+    ["loggers=[csv, tensorboard, wandb]"],
+    ["loggers=tensorboard,wandb"],
+    ["loggers=[tensorboard]", "loggers.wandb.project=disentkit"],
+    ["loggers.tensorboard={}", "loggers.wandb={}"],
+])
+def test_old_list_form_and_dotted_overrides_turn_trackers_on(items):
+    assert cfg(items).loggers.names == ["csv", "tensorboard", "wandb"]
+
+
+def test_dotted_logger_overrides_reach_a_list_from_the_file():
+    c = cfg(["loggers.wandb.project=x", "loggers.wandb.tags=a,b",
+             "loggers.mlflow.tracking_uri=sqlite:///m.db", "loggers.tensorboard=null"],
+            loggers=["tensorboard", "mlflow"])
+    assert c.loggers.names == ["csv", "mlflow", "wandb"]
+    assert c.loggers.wandb.project == "x" and c.loggers.wandb.tags == ["a", "b"]
+    assert c.loggers.mlflow.tracking_uri == "sqlite:///m.db"
 
 
 def test_model_and_data_sections_and_dotted_options():

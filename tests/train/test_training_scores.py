@@ -68,13 +68,15 @@ def test_scores_reach_every_configured_logger(tmp_path, monkeypatch):
     calls = []
 
     class Recorder:
+        name = "recorder"
+
         def log_metrics(self, values, step):
             calls.append((step, dict(values)))
 
-        def finalize(self, status):
+        def finish(self, status="success"):
             pass
 
-    monkeypatch.setattr(loop, "external_loggers", lambda names, run_dir, cfg: [Recorder()])
+    monkeypatch.setattr(loop, "open_trackers", lambda cfg, run_dir, start_step: [Recorder()])
     fit({**_config(every=3, every_n_samples=100, every_metrics=["mig"]), "steps": 6},
         run_dir=tmp_path / "l", progress=False)
     scored = {step: v["eval/mean/mig"] for step, v in calls if "eval/mean/mig" in v}

@@ -1,8 +1,9 @@
 """Helpers shared by the command groups: turning bad input into one red paragraph, showing
-warnings once each, and parsing ``--metrics``."""
+warnings once each, parsing ``--metrics``, and sending a run's results to its trackers."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from disentkit._console import error
+from disentkit._console import error, stderr
 from disentkit._extras import MissingExtraError
 
 # numpy, scikit-learn and the metrics are imported inside the functions that use them, so
@@ -21,6 +22,7 @@ from disentkit._extras import MissingExtraError
 __all__ = [
     "DEBUG_HINT",
     "Mode",
+    "log_to_trackers",
     "parse_metric_list",
     "reported_warnings",
     "run_errors",
@@ -114,3 +116,30 @@ def parse_metric_list(text: str | None) -> list[str] | None:
     for name in names:
         METRICS[name]  # raises, listing the known metrics
     return list(dict.fromkeys(names))
+
+
+def log_to_trackers(run_dir: str | os.PathLike[str], *, scores: bool = True,
+                    figures: bool = True) -> list[str]:
+    """Send a run's scores and figures to the trackers of its ``loggers`` section
+    (:func:`disentkit.train.trackers.log_run_outputs`), saying so on stderr.
+
+    The run is complete without it: a tracker that fails here is a yellow note, not an
+    error. Returns the names of the trackers logged to.
+    """
+    if not (scores or figures):
+        return []
+    from disentkit.train.trackers import log_run_outputs  # pydantic, torch: when used
+
+    err = stderr()
+    try:
+        with reported_warnings(err):
+            names = log_run_outputs(run_dir, scores=scores, figures=figures)
+    except Exception as exc:
+        err.print(Text(f"could not log the results of {run_dir} to its trackers: {exc}",
+                       style="yellow"), soft_wrap=True)
+        return []
+    if names:
+        what = " and ".join(w for w, on in (("scores", scores), ("figures", figures)) if on)
+        err.print(Text(f"logged the {what} to {', '.join(names)}", style="dim"),
+                  soft_wrap=True)
+    return names

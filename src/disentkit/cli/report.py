@@ -17,7 +17,7 @@ from rich.text import Text
 
 from disentkit._console import error, stderr, stdout
 from disentkit._extras import missing_modules, require
-from disentkit.cli._common import reported_warnings, run_errors
+from disentkit.cli._common import log_to_trackers, reported_warnings, run_errors
 from disentkit.rundir import FIGURES_DIR, REPORT_NAME
 
 __all__ = ["report_command", "run_report", "run_report_if_installed"]
@@ -73,7 +73,8 @@ def report_command(
     ] = True,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Write RUN/report.html: config, scores and figures on one self-contained page."""
+    """Write RUN/report.html: config, scores and figures on one self-contained page (the
+    figures also go to the run's trackers)."""
     with run_errors(debug):
         try:
             run_report(run, figures=figures)
@@ -82,3 +83,5 @@ def report_command(
                 raise
             error(f"could not write the report of {str(run)!r}: {exc}")
             raise typer.Exit(2) from None
+        if figures:  # freshly drawn: to the run's trackers too
+            log_to_trackers(run, scores=False)

@@ -20,7 +20,13 @@ from rich.text import Text
 
 from disentkit._console import stderr, stdout
 from disentkit._extras import require
-from disentkit.cli._common import Mode, parse_metric_list, reported_warnings, run_errors
+from disentkit.cli._common import (
+    Mode,
+    log_to_trackers,
+    parse_metric_list,
+    reported_warnings,
+    run_errors,
+)
 from disentkit.cli.report import run_report_if_installed
 from disentkit.rundir import (
     CHECKPOINT_PATH,
@@ -197,7 +203,8 @@ def train_command(
 
     Writes a run directory: config.json, checkpoints/last.ckpt, log/metrics.csv,
     model.safetensors + model.json, (unless --no-evaluate) metrics.json and (unless
-    --no-report) report.html.
+    --no-report) report.html. The trackers of the config's loggers section (TensorBoard,
+    MLflow, W&B) get the losses, then the scores and figures.
     """
     err, out = stderr(), stdout()
     with run_errors(debug):
@@ -274,6 +281,8 @@ def train_command(
             # --- the HTML report (disentkit.cli.report), unless --no-report
             if report:
                 run_report_if_installed(path)
+            # --- scores and figures to the run's trackers (loggers section), if any
+            log_to_trackers(path, scores=evaluate, figures=report)
 
 
 def evaluate_command(
@@ -319,7 +328,7 @@ def evaluate_command(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score a trained run with the metric suite; writes RUN/metrics.json and (unless
-    --no-report) RUN/report.html."""
+    --no-report) RUN/report.html, and logs them to the run's trackers."""
     with run_errors(debug):
         require("train", what="disentkit evaluate")
         from disentkit.train.config import EvalConfig, RunConfig
@@ -349,3 +358,4 @@ def evaluate_command(
         # --- the HTML report (disentkit.cli.report), unless --no-report
         if report:
             run_report_if_installed(run)
+        log_to_trackers(run, figures=report)

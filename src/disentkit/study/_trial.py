@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import traceback
+import warnings
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from disentkit._atomic import write_json
 from disentkit._console import stderr
+from disentkit._validation import DisentkitWarning
 from disentkit.rundir import read_json
 from disentkit.study.overrides import override_runs, read_overrides
 from disentkit.study.results import (
@@ -33,6 +35,7 @@ from disentkit.study.results import (
 )
 from disentkit.study.spec import RunSpec, expand, load_spec, parse_model_nums
 from disentkit.train.checkpoint import checkpoint_step
+from disentkit.train.trackers import log_run_outputs
 
 __all__ = ["StudyProgress", "train_run"]
 
@@ -199,7 +202,18 @@ def _score_run(path: Path, run: RunSpec, attempt: dict[str, Any],
     with suppress(FileNotFoundError):
         (path / FAILED_NAME).unlink()
     write_json(path / DONE_NAME, summary)
+    _log_to_trackers(path)
     return summary
+
+
+def _log_to_trackers(path: Path) -> None:
+    """The run's scores to the trackers of its loggers section; the run is done without
+    it, so a tracker's failure is a warning."""
+    try:
+        log_run_outputs(path)
+    except Exception as exc:
+        warnings.warn(f"could not log the scores of {path} to its trackers: {exc}",
+                      DisentkitWarning, stacklevel=2)
 
 
 # --------------------------------------------------------------------------- progress

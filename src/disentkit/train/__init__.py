@@ -8,6 +8,9 @@
 - :func:`fit_vectorized`: train K runs (seeds, hyper-parameters) as one vectorised model,
   one ordinary run directory each (:mod:`disentkit.train.vectorized`).
 - :func:`evaluate_run`: score a run's model, write ``metrics.json``.
+- :class:`LoggersConfig` / :func:`log_run_outputs`: experiment trackers (TensorBoard,
+  MLflow, W&B) beside ``log/metrics.csv``; a finished run's scores and figures sent to
+  them (:mod:`disentkit.train.trackers`).
 - :func:`load_model` / :func:`save_model` / :func:`read_model_info`: weights as safetensors +
   JSON, never pickle. They live in :mod:`disentkit.models.saved` (also
   ``disentkit.models.load_model``) and are reachable here too.
@@ -21,6 +24,7 @@ from typing import Any
 
 from disentkit.train.config import (
     EvalConfig,
+    LoggersConfig,
     OptimizerConfig,
     RunConfig,
     build_config,
@@ -28,11 +32,13 @@ from disentkit.train.config import (
     resolve_config,
 )
 from disentkit.train.evaluate_run import evaluate_run
+from disentkit.train.trackers import log_run_outputs
 from disentkit.train.trainer import fit
 from disentkit.train.vectorized import fit_vectorized
 
 __all__ = [
     "EvalConfig",
+    "LoggersConfig",
     "OptimizerConfig",
     "RunConfig",
     "build_config",
@@ -41,6 +47,7 @@ __all__ = [
     "fit_vectorized",
     "load_config",
     "load_model",
+    "log_run_outputs",
     "read_model_info",
     "resolve_config",
     "save_model",

@@ -26,7 +26,7 @@ from typing import Any
 
 from disentkit._atomic import atomic_write, write_json
 from disentkit._validation import about_file
-from disentkit.rundir import CONFIG_NAME, DEFAULT_RUNS_ROOT, LOG_DIR, METRICS_CSV, read_json
+from disentkit.rundir import CONFIG_NAME, DEFAULT_RUNS_ROOT, METRICS_CSV, read_json
 from disentkit.train.checkpoint import checkpoint_step, has_checkpoint
 from disentkit.train.config import EVERY_METRICS, RunConfig
 from disentkit.train.evaluate_run import (
@@ -34,6 +34,7 @@ from disentkit.train.evaluate_run import (
     extract_representations,
     representation_options,
 )
+from disentkit.train.trackers import finish_trackers, open_trackers
 
 __all__ = [
     "DEFAULT_LR",
@@ -44,7 +45,6 @@ __all__ = [
     "RunRecord",
     "TrainingScores",
     "build_optimizer",
-    "check_loggers",
     "clip_gradients",
     "default_run_dir",
     "drive",
@@ -62,11 +62,6 @@ RESUMABLE_CHANGES = frozenset(
     {"steps", "checkpoint_every", "log_every", "eval", "loggers", "accelerator", "devices",
      "strategy", "num_workers", "deterministic"}
 )
-LOGGER_PACKAGES = {
-    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
-    "mlflow": (("mlflow",), "pip install mlflow"),
-    "wandb": (("wandb",), "pip install wandb"),
-}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -320,54 +315,6 @@ class MetricsLog:
             csv.DictWriter(fh, fieldnames=self.fields, lineterminator="\n").writerow(row)
 
 
-def check_loggers(names: Sequence[str]) -> None:
-    import importlib.util
-
-    for name in names:
-        if name == "csv":
-            continue
-        modules, hint = LOGGER_PACKAGES[name]
-        if not any(importlib.util.find_spec(m) is not None for m in modules):
-            raise ValueError(
-                f"logger {name!r} needs the {modules[0]} package, which is not installed: "
-                f"{hint} (or drop {name!r} from loggers)"
-            )
-
-
-def external_loggers(names: Sequence[str], run_dir: Path, config: RunConfig) -> list[Any]:
-    out: list[Any] = []
-    for name in names:
-        if name == "tensorboard":
-            from lightning.fabric.loggers import TensorBoardLogger
-
-            out.append(TensorBoardLogger(root_dir=str(run_dir / LOG_DIR), name="tensorboard",
-                                         version=""))
-        elif name == "mlflow":
-            from lightning.pytorch.loggers import MLFlowLogger
-
-            uri = (run_dir / LOG_DIR / "mlruns").resolve().as_uri()
-            out.append(MLFlowLogger(experiment_name="disentkit", run_name=run_dir.name,
-                                    tracking_uri=uri))
-        elif name == "wandb":
-            from lightning.pytorch.loggers import WandbLogger
-
-            out.append(WandbLogger(project="disentkit", name=run_dir.name,
-                                   save_dir=str(run_dir / LOG_DIR)))
-    for logger in out:
-        logger.log_hyperparams(flatten_config(config.to_dict()))
-    return out
-
-
-def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping):
-            flat.update(flatten_config(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
-    return flat
-
-
 class Progress:
     """A rich progress bar on a terminal; elsewhere one line per logged step."""
 
@@ -465,7 +412,7 @@ class RunRecord:
         self.path = path
         self.csv = MetricsLog(path / METRICS_CSV, start)
         self.scorer = TrainingScores(cfg, dataset, model) if cfg.eval.every else None
-        self.loggers = external_loggers(cfg.loggers, path, cfg)
+        self.trackers = open_trackers(cfg, path, start_step=start)
 
     def scores_due(self, done: int) -> bool:
         return self.scorer is not None and self.scorer.due(done)
@@ -476,15 +423,13 @@ class RunRecord:
 
     def log(self, done: int, values: Mapping[str, float]) -> None:
         self.csv.log(done, values)
-        for logger in self.loggers:
-            logger.log_metrics(dict(values), step=done)
+        for tracker in self.trackers:
+            tracker.log_metrics(dict(values), step=done)
 
     def close(self, status: str = "success") -> None:
         """Finish the trackers (``status``: ``"success"`` or ``"failed"``); a tracker's
-        failure here must not lose the run."""
-        for logger in self.loggers:
-            with suppress(Exception):
-                logger.finalize(status)
+        failure here is a warning: it must not lose the run."""
+        finish_trackers(self.trackers, status)
 
 
 class LossSums:

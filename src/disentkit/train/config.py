@@ -26,12 +26,17 @@ File layout (YAML shown; JSON is the same structure)::
     batch_size: 64
     optimizer: {clip_value: null}
     eval: {n_samples: 10000, mode: reference}
+    loggers:                    # trackers besides log/metrics.csv; null or absent: off
+      tensorboard: {}           # RUN/log/tensorboard
+      wandb: {project: disent, mode: offline}
 
 ``model`` and ``data`` may also be sections, ``model: {name: qlae, weight_decay: 0.1}``.
 Dotted keys address sections: ``model.X`` is ``model_options.X``, ``data.X`` is
 ``data_options.X``, ``optimizer.X`` and ``eval.X`` are fields of :class:`OptimizerConfig`
 and :class:`EvalConfig` (``eval.options.infomec.protocol`` reaches into a mapping), and
-``model.name``/``data.name`` are the registry names.
+``model.name``/``data.name`` are the registry names. ``loggers.X.Y`` sets a tracker's
+setting and turns it on (``loggers.wandb.project=disent``); ``loggers=[tensorboard]``
+still reads the list form.
 
 Values given as strings (the command line's ``--set key=value``) are converted to the
 field's type: ``"100"`` or ``"2e3"`` for an ``int``, ``"1e-3"`` for a ``float``, ``"true"``
@@ -90,8 +95,12 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "EvalConfig",
+    "LoggersConfig",
+    "MLflowConfig",
     "OptimizerConfig",
     "RunConfig",
+    "TensorBoardConfig",
+    "WandbConfig",
     "apply_overrides",
     "build_config",
     "coerce",
@@ -109,11 +118,14 @@ Accelerator = Literal["auto", "cpu", "gpu"]
 OptimizerName = Literal["adam", "adamw", "sgd"]
 Sampling = Literal["auto", "uniform", "epoch", "factors"]
 EvalMode = Literal["reference", "fast"]
+WandbMode = Literal["online", "offline", "disabled"]
 PRECISIONS = typing.get_args(Precision)
 ACCELERATORS = typing.get_args(Accelerator)
 OPTIMIZERS = typing.get_args(OptimizerName)
 SAMPLINGS = typing.get_args(Sampling)
 EVAL_MODES = typing.get_args(EvalMode)
+WANDB_MODES = typing.get_args(WandbMode)
+#: logger names of the list form (``loggers: [csv, tensorboard]``); CSV is always on
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 EVERY_METRICS = ("infomec", "dci", "mig")  # during-training metrics when eval.every_metrics is null
 
@@ -212,6 +224,126 @@ class EvalConfig:
         return value
 
 
+def _non_empty(value: str | None, what: str) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError(f"must be a non-empty {what} or null; received {value!r}")
+    return value
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class TensorBoardConfig:
+    """TensorBoard event files (written with ``torch.utils.tensorboard``)."""
+
+    dir: str | None = None
+    """Folder of the event files; null: RUN/log/tensorboard. A relative path is taken
+    relative to the run directory."""
+
+    @field_validator("dir")
+    @classmethod
+    def _check_dir(cls, value: str | None) -> str | None:
+        return _non_empty(value, "folder")
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class MLflowConfig:
+    """An MLflow run (through ``MlflowClient``)."""
+
+    tracking_uri: str | None = None
+    """Tracking URI (``http://...``, ``sqlite:///...``, ``file:///...``) or a folder for a
+    file store (relative: to the run directory); null: a file store in RUN/log/mlruns."""
+    experiment: str = "disentkit"
+    """Experiment name (created when missing)."""
+    run_name: str | None = None
+    """Run name; null: the run directory's name."""
+
+    @field_validator("tracking_uri", "run_name")
+    @classmethod
+    def _check_text(cls, value: str | None) -> str | None:
+        return _non_empty(value, "text")
+
+    @field_validator("experiment")
+    @classmethod
+    def _check_experiment(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must be a non-empty experiment name; received {value!r}")
+        return value
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class WandbConfig:
+    """A Weights & Biases run (``wandb.init``)."""
+
+    project: str = "disentkit"
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (user or team); null: the account's default."""
+    name: str | None = None
+    """Display name; null: the run directory's name."""
+    group: str | None = None
+    """Group of runs (e.g. a study's name)."""
+    tags: list[str] = Field(default_factory=list)
+    """Tags of the run."""
+    mode: WandbMode | None = None
+    """online, offline (sync later with `wandb sync`) or disabled; null: WANDB_MODE, else
+    online."""
+    dir: str | None = None
+    """Folder that receives W&B's wandb/ folder; null: RUN/log. A relative path is taken
+    relative to the run directory."""
+
+    @field_validator("project")
+    @classmethod
+    def _check_project(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must be a non-empty project name; received {value!r}")
+        return value
+
+    @field_validator("entity", "name", "group", "dir")
+    @classmethod
+    def _check_text(cls, value: str | None) -> str | None:
+        return _non_empty(value, "text")
+
+
+def _loggers_mapping(value: Any) -> Any:
+    """The list form of ``loggers`` (``[csv, tensorboard]``, ``"tensorboard,mlflow"``) as
+    the section form (``{tensorboard: {}}``); ``csv`` is dropped (always on). Anything
+    else is returned as it is, for pydantic to check."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.strip().strip("[]").split(",") if v.strip()]
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if k != "csv"}
+    if not isinstance(value, list | tuple):
+        return value
+    unknown = [name for name in value if name not in LOGGERS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), LOGGERS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"takes names from {list(LOGGERS)}; received {unknown}{hint}")
+    return {name: {} for name in dict.fromkeys(value) if name != "csv"}
+
+
+@dataclass(frozen=True, config=_CONFIG)
+class LoggersConfig:
+    """Where the training log goes besides ``log/metrics.csv`` (always written).
+
+    A tracker is on when its section is given (``{}``: its defaults); null leaves it off.
+    The list form ``[csv, tensorboard]`` is read as ``{tensorboard: {}}``.
+    """
+
+    tensorboard: TensorBoardConfig | None = None
+    """TensorBoard settings (see TensorBoardConfig); null: off."""
+    mlflow: MLflowConfig | None = None
+    """MLflow settings (see MLflowConfig); null: off."""
+    wandb: WandbConfig | None = None
+    """Weights & Biases settings (see WandbConfig); null: off."""
+
+    @property
+    def names(self) -> list[str]:
+        """The loggers in use, ``csv`` first: ``["csv", "tensorboard", ...]``."""
+        return ["csv", *(n for n in LOGGERS[1:] if getattr(self, n) is not None)]
+
+
 @dataclass(frozen=True, config=_CONFIG)
 class RunConfig:
     """Everything that defines a training run (see the module docstring for the layout).
@@ -256,8 +388,9 @@ class RunConfig:
     """Lightning strategy ("auto", "ddp", ...)."""
     deterministic: bool = False
     """torch.use_deterministic_algorithms during training."""
-    loggers: list[str] = Field(default_factory=lambda: ["csv"])
-    """Loggers: csv (always on), tensorboard, mlflow, wandb."""
+    loggers: LoggersConfig = Field(default_factory=LoggersConfig)
+    """Experiment trackers besides log/metrics.csv (see LoggersConfig); the list form
+    [csv, tensorboard, mlflow, wandb] is accepted too."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """How the run is scored (see EvalConfig)."""
     recipe: str | None = None
@@ -292,14 +425,10 @@ class RunConfig:
         except ValueError as exc:
             raise _Verbatim(str(exc)) from None
 
-    @field_validator("loggers")
+    @field_validator("loggers", mode="before")
     @classmethod
-    def _check_loggers(cls, value: list[str]) -> list[str]:
-        unknown = [lg for lg in value if lg not in LOGGERS]
-        if unknown:
-            raise ValueError(f"takes names from {list(LOGGERS)}; received {unknown}")
-        # CSV logging is always on; keep the order given, without duplicates.
-        return list(dict.fromkeys(["csv", *value]))
+    def _read_logger_names(cls, value: Any) -> Any:
+        return _loggers_mapping(value)
 
     @field_validator("strategy")
     @classmethod
@@ -662,6 +791,8 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         tree[head] = value
         return
     node = tree.get(head)
+    if head == "loggers" and not isinstance(node, Mapping):
+        node = _loggers_mapping(_parse_text(node) if isinstance(node, _CLIValue) else node)
     if node is None:
         node = {}
     elif dataclasses.is_dataclass(node) and not isinstance(node, type):
@@ -779,6 +910,8 @@ def _prepare(value: Any, tp: Any) -> Any:
     if tp is Any or tp is object:
         return _parse_text(value) if isinstance(value, _CLIValue) else value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, _CLIValue):  # --set loggers.wandb={project: x}
+            value = _parse_text(value)
         if not isinstance(value, Mapping):
             return value
         hints = _hints(tp)
@@ -889,6 +1022,8 @@ def _explain(exc: ValidationError, root: Any, original: Any, *, label: str | Non
 
 
 def _fields(tp: Any) -> dict[str, Any]:
+    if typing.get_origin(tp) in (Union, types.UnionType):  # an optional section
+        tp = next((a for a in typing.get_args(tp) if is_pydantic_dataclass(a)), None)
     return dict(tp.__pydantic_fields__) if is_pydantic_dataclass(tp) else {}
 
 

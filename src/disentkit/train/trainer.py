@@ -79,7 +79,6 @@ from disentkit.train._loop import (
     Progress,
     RunRecord,
     build_optimizer,
-    check_loggers,
     clip_gradients,
     default_run_dir,
     drive,
@@ -90,6 +89,7 @@ from disentkit.train._loop import (
 )
 from disentkit.train.checkpoint import has_checkpoint, load_latest_checkpoint, save_checkpoint
 from disentkit.train.config import EVERY_METRICS, RunConfig, build_config, resolve_config
+from disentkit.train.trackers import check_trackers
 
 __all__ = ["CHECKPOINT_PATH", "CONFIG_NAME", "EVAL_PREFIX", "EVERY_METRICS", "fit"]
 
@@ -150,7 +150,7 @@ def fit(
             missing logger package, or a loss that became NaN/inf.
     """
     cfg = build_config(config)  # validated once; a validated RunConfig passes as it is
-    check_loggers(cfg.loggers)
+    check_trackers(cfg.loggers)
     if cfg.eval.every:
         every_metrics(cfg)
     import torch

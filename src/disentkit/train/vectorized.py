@@ -92,6 +92,7 @@ from disentkit.train.config import (
     parse_overrides,
     resolve_config,
 )
+from disentkit.train.trackers import check_trackers
 
 __all__ = [
     "MEMBER_FIELDS",
@@ -543,6 +544,8 @@ def fit_vectorized(
     problem = vectorize_problem(cfgs)
     if problem is not None:
         raise ValueError(f"cannot train these runs vectorised: {problem}")
+    for cfg in cfgs:
+        check_trackers(cfg.loggers)
     import torch
 
     from disentkit.data import get_dataset
