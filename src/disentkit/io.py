@@ -37,11 +37,13 @@ __all__ = [
     "FACTORS_NAMES",
     "LATENTS_NAMES",
     "SUPPORTED_EXTENSIONS",
+    "ArrayPair",
     "InputError",
     "InputFileNotFoundError",
     "label_encode",
     "load_array",
     "load_pair",
+    "read_pair",
 ]
 
 #: Extensions :func:`load_array` reads, by format.
@@ -77,7 +79,7 @@ class InputFileNotFoundError(InputError, FileNotFoundError):
 
 
 @dataclass(frozen=True)
-class _Pair:
+class ArrayPair:
     """Latents and factors read from files, with the array names actually used."""
 
     latents: np.ndarray
@@ -428,14 +430,16 @@ def load_array(path: str | os.PathLike[str], key: str | None = None) -> np.ndarr
     return _read(Path(path), key, None)[0]
 
 
-def _read_pair(
+def read_pair(
     latents_path: str | os.PathLike[str],
     factors_path: str | os.PathLike[str] | None = None,
     *,
     latents_key: str | None = None,
     factors_key: str | None = None,
     label_encode_factors: bool = False,
-) -> _Pair:
+) -> ArrayPair:
+    """:func:`load_pair` with the array names it used and the label encoding it applied
+    (what ``disentkit score`` records in its JSON); same arguments and errors."""
     lpath = Path(latents_path)
     if factors_path is None:
         _check_file(lpath)
@@ -470,7 +474,7 @@ def _read_pair(
             f"received latents {latents.shape} from {lname} and factors {factors.shape} "
             f"from {fname}"
         )
-    return _Pair(latents=latents, factors=factors, latents_key=lkey, factors_key=fkey,
+    return ArrayPair(latents=latents, factors=factors, latents_key=lkey, factors_key=fkey,
                  label_encoding=encoding)
 
 
@@ -512,7 +516,7 @@ def load_pair(
         >>> [a.shape for a in load_pair(path)]
         [(6, 3), (6, 2)]
     """
-    pair = _read_pair(
+    pair = read_pair(
         latents_path, factors_path, latents_key=latents_key, factors_key=factors_key
     )
     return pair.latents, pair.factors

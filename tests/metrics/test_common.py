@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from disentkit import DisentkitWarning
-from disentkit.metrics import METRICS, MetricResult, ScoreInfo, register_metric
+from disentkit.metrics import METRICS, MetricResult, ScoreInfo, register_metric, score_label
 from tests.conftest import make_factors
 
 ARRAY_METRICS = sorted(n for n, i in METRICS.items() if i.kind == "array")
@@ -228,3 +228,15 @@ def test_index_options_make_scores_independent_of_label_numbering(name: str, dat
         value = a.scores()[s.name]
         assert np.isfinite(value) and s.bounds[0] - 1e-9 <= value <= s.bounds[1] + 1e-9
         assert value == pytest.approx(b.scores()[s.name], abs=INVARIANCE_TOL.get(name, 1e-6))
+
+
+def test_score_labels_are_declared_once_and_resolve_from_their_keys():
+    declared = [(name, s) for name in METRICS for s in METRICS[name].scores if s.label]
+    labels = [s.label for _, s in declared]
+    assert {"InfoM", "InfoE", "InfoC", "DCI-D", "MIG"} <= set(labels)
+    assert len(labels) == len(set(labels))  # one score per label
+    for name, s in declared:
+        key = name if s.name == "score" else f"{name}.{s.name}"
+        assert score_label(key) == score_label(f"score.{key}") == s.label
+    assert score_label("dci.informativeness_train") == "dci.informativeness_train"
+    assert score_label("not_a_metric.x") == "not_a_metric.x"

@@ -311,12 +311,12 @@ def score(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Score a representation stored in array files with the metric suite."""
-    from disentkit.io import _read_pair
+    from disentkit.io import read_pair
     from disentkit.metrics import default_suite, evaluate
 
     err = stderr()
     with user_errors(debug):
-        pair = _read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key,
+        pair = read_pair(latents, factors, latents_key=latents_key, factors_key=factors_key,
                           label_encode_factors=label_encode)
         for column, labels in pair.label_encoding.items():
             shown = ", ".join(f"{i}={lab}" for i, lab in enumerate(labels[:6]))

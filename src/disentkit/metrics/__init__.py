@@ -10,6 +10,7 @@ from disentkit.metrics._base import (
     ScoreInfo,
     metric_id,
     register_metric,
+    score_label,
 )
 from disentkit.metrics._mi import MutualInfo, histogram_codes, mutual_info_matrix
 from disentkit.metrics._split import Split, split_train_test
@@ -90,6 +91,7 @@ __all__ = [
     "mutual_info_matrix",
     "register_metric",
     "sap",
+    "score_label",
     "split_train_test",
     "unsupervised",
 ]

@@ -87,12 +87,15 @@ class ScoreInfo:
         zero_when_independent: the definition gives ≈0 for latents independent of the
             factors (MIG, DCI D/C, SAP); False where the null level is documented as
             non-zero (modularity ≈0.8, InfoM/InfoC ≈0.5).
+        label: the short name tables and reports show (``"InfoM"``, ``"DCI-D"``); None:
+            the score's key (:func:`~disentkit.metrics.score_label`).
     """
 
     name: str
     bounds: Bounds = (0.0, 1.0)
     higher_is_better: bool = True
     zero_when_independent: bool = False
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,28 @@ def register_metric(
 #: leading parameters of every metric function, which are data, not options:
 #: ``(latents, factors)`` for array metrics, ``(sampler, representation)`` for sampling ones
 _N_DATA_PARAMS = 2
+
+
+def score_label(key: str) -> str:
+    """The short label of a score key, as its metric declares it (:attr:`ScoreInfo.label`):
+    ``"infomec.infom"`` → ``"InfoM"``, ``"mig"`` (a one-score metric) → ``"MIG"``; a
+    ``score.`` prefix (a results-table column) is dropped; keys without a label come back
+    as given.
+
+    Example:
+        >>> score_label("infomec.infom"), score_label("score.dci.disentanglement")
+        ('InfoM', 'DCI-D')
+        >>> score_label("dci.informativeness_train")
+        'dci.informativeness_train'
+    """
+    short = key.removeprefix("score.")
+    metric, _, score = short.partition(".")
+    info = METRICS.get(metric)
+    if info is not None:
+        for s in info.scores:
+            if s.name == (score or "score") and s.label is not None:
+                return s.label
+    return short
 
 
 def _signature_options(func: Callable[..., MetricResult]) -> tuple[tuple[str, ...], bool]:

@@ -465,10 +465,10 @@ def _fit_binned(
 @register_metric(
     "dci",
     scores=(
-        ScoreInfo("disentanglement", zero_when_independent=True),
-        ScoreInfo("completeness", zero_when_independent=True),
+        ScoreInfo("disentanglement", zero_when_independent=True, label="DCI-D"),
+        ScoreInfo("completeness", zero_when_independent=True, label="DCI-C"),
         ScoreInfo("informativeness_train"),
-        ScoreInfo("informativeness_test"),
+        ScoreInfo("informativeness_test", label="DCI-I"),
     ),
     fast_options={"backend": "binned"},
     index_options={"latent_type": "categorical"},

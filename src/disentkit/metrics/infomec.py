@@ -139,9 +139,9 @@ class InfoMECResult(MetricResult):
 @register_metric(
     "infomec",
     scores=(
-        ScoreInfo("infom", zero_when_independent=False),
-        ScoreInfo("infoc", zero_when_independent=False),
-        ScoreInfo("infoe", zero_when_independent=True),
+        ScoreInfo("infom", zero_when_independent=False, label="InfoM"),
+        ScoreInfo("infoc", zero_when_independent=False, label="InfoC"),
+        ScoreInfo("infoe", zero_when_independent=True, label="InfoE"),
     ),
     fast_options={"infoe_max_samples": 2000, "infoe_rows_per_feature": 200},
     index_options={"latent_type": "discrete", "infoe_features": "onehot"},

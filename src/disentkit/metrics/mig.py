@@ -35,7 +35,7 @@ class MIGResult(MetricResult):
 
 @register_metric(
     "mig",
-    scores=(ScoreInfo("score", zero_when_independent=True),),
+    scores=(ScoreInfo("score", zero_when_independent=True, label="MIG"),),
     index_options={"estimator": "discrete"},
     reference="Chen et al. 2018; disentanglement_lib evaluation/metrics/mig.py",
 )

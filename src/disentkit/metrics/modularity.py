@@ -77,7 +77,7 @@ def modularity_from_mi(matrix: np.ndarray) -> np.ndarray:
 
 @register_metric(
     "modularity",
-    scores=(ScoreInfo("score", zero_when_independent=False),),
+    scores=(ScoreInfo("score", zero_when_independent=False, label="Modularity"),),
     index_options={"estimator": "discrete"},
     reference="Ridgeway & Mozer 2018; disentanglement_lib "
     "evaluation/metrics/modularity_explicitness.py",

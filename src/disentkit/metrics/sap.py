@@ -369,7 +369,7 @@ def _exact_svc_scores(
 
 @register_metric(
     "sap",
-    scores=(ScoreInfo("score", zero_when_independent=True),),
+    scores=(ScoreInfo("score", zero_when_independent=True, label="SAP"),),
     fast_options={"solver": "exact"},
     reference="Kumar et al. 2018; disentanglement_lib evaluation/metrics/sap_score.py",
 )

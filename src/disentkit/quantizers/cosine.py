@@ -72,7 +72,7 @@ from disentkit.quantizers._base import (
     straight_through,
     usage_stats,
 )
-from disentkit.quantizers.vq import _all_reduce, _broadcast, _random_vectors
+from disentkit.quantizers.vq import all_reduce, broadcast_from_rank0, random_vectors
 
 #: codebook initialisations
 INITS = ("uniform", "data")
@@ -216,7 +216,7 @@ class CosineQuantizer(Quantizer):
         """Set every entry to a random row of ``flat`` ``(N, d)`` (same on every process)."""
         if flat.shape[0] == 0:
             return
-        vectors = F.normalize(_broadcast(_random_vectors(flat, self.n_codes)), dim=-1)
+        vectors = F.normalize(broadcast_from_rank0(random_vectors(flat, self.n_codes)), dim=-1)
         self.codebook.data.copy_(vectors.to(self.codebook.dtype))
         self.initialized.fill_(True)
 
@@ -224,7 +224,7 @@ class CosineQuantizer(Quantizer):
     def _count(self, indices: torch.Tensor) -> None:
         """EMA of each entry's count: ``N_k ← decay·N_k + (1 − decay)·n_k``."""
         counts = torch.bincount(indices.reshape(-1), minlength=self.n_codes).float()  # (K,)
-        self.cluster_size.mul_(self.decay).add_(_all_reduce(counts), alpha=1 - self.decay)
+        self.cluster_size.mul_(self.decay).add_(all_reduce(counts), alpha=1 - self.decay)
 
     @torch.no_grad()
     def _restart(self, flat: torch.Tensor) -> torch.Tensor:
@@ -237,7 +237,8 @@ class CosineQuantizer(Quantizer):
         if flat.shape[0] == 0:
             return torch.zeros((), device=flat.device)
         dead = self.cluster_size < self.restart_threshold  # (K,), the same on every process
-        vectors = F.normalize(_broadcast(_random_vectors(flat, self.n_codes)), dim=-1)  # (K, d)
+        drawn = broadcast_from_rank0(random_vectors(flat, self.n_codes))
+        vectors = F.normalize(drawn, dim=-1)  # (K, d)
         keep = ~dead.unsqueeze(-1)  # (K, 1)
         self.codebook.data.copy_(torch.where(keep, self.codebook.data, vectors))
         self.cluster_size.masked_fill_(dead, max(1.0, self.restart_threshold))

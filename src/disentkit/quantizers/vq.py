@@ -176,10 +176,10 @@ class VectorQuantizer(Quantizer):
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """EMA statistics, EMA codebook, dead-code restarts; returns the entries restarted."""
         counts = torch.bincount(indices, minlength=self.n_codes).float()  # (K,) n_k
-        self.cluster_size.mul_(self.decay).add_(_all_reduce(counts), alpha=1 - self.decay)
+        self.cluster_size.mul_(self.decay).add_(all_reduce(counts), alpha=1 - self.decay)
         if self.ema:
             sums = torch.zeros_like(self.embed_sum).index_add_(0, indices, flat)  # (K, d)
-            self.embed_sum.mul_(self.decay).add_(_all_reduce(sums), alpha=1 - self.decay)
+            self.embed_sum.mul_(self.decay).add_(all_reduce(sums), alpha=1 - self.decay)
             total = self.cluster_size.sum()
             smoothed = (self.cluster_size + self.eps) / (total + self.n_codes * self.eps) * total
             self.codebook.copy_(self.embed_sum / smoothed.unsqueeze(-1))
@@ -187,13 +187,13 @@ class VectorQuantizer(Quantizer):
             return torch.zeros((), device=flat.device)
         dead = self.cluster_size < self.restart_threshold  # (K,) same on every process
         # masked writes rather than `if dead.any()`: no host-device synchronisation
-        self._reset(dead, _broadcast(_random_vectors(flat, self.n_codes)))
+        self._reset(dead, broadcast_from_rank0(random_vectors(flat, self.n_codes)))
         return dead.sum().float()
 
     @torch.no_grad()
     def _init_from_data(self, flat: torch.Tensor) -> None:
         everything = torch.ones(self.n_codes, dtype=torch.bool, device=flat.device)
-        self._reset(everything, _broadcast(_random_vectors(flat, self.n_codes)))
+        self._reset(everything, broadcast_from_rank0(random_vectors(flat, self.n_codes)))
         self.initialized.fill_(True)
 
     def _reset(self, mask: torch.Tensor, vectors: torch.Tensor) -> None:
@@ -213,7 +213,7 @@ class VectorQuantizer(Quantizer):
         )
 
 
-def _random_vectors(flat: torch.Tensor, n: int) -> torch.Tensor:
+def random_vectors(flat: torch.Tensor, n: int) -> torch.Tensor:
     """``n`` random rows of ``flat`` ``(N, d)``; tiled with small noise when ``N < n``."""
     rows, dim = flat.shape
     if rows < n:
@@ -227,13 +227,15 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over the processes in place (as it is without torch.distributed)."""
     if _distributed():
         dist.all_reduce(tensor)
     return tensor
 
 
-def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
+def broadcast_from_rank0(tensor: torch.Tensor) -> torch.Tensor:
+    """Process 0's ``tensor`` on every process, in place (as it is without distributed)."""
     if _distributed():
         dist.broadcast(tensor, src=0)
     return tensor

@@ -219,9 +219,9 @@ def run_study(
                        ("max_concurrent", max_concurrent), ("max_retries", max_retries)):
         if value is not None:
             resources[key] = value
-    from disentkit.study.spec import _check_resources
+    from disentkit.study.spec import check_resources
 
-    _check_resources(resources)
+    check_resources(resources)
     runs = override_runs(expand(study_spec), overrides)
     selected = parse_model_nums(model_nums, len(runs))
     check_datasets(runs[n] for n in selected)

@@ -185,7 +185,7 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> StudySpec:
         raise ValueError(
             f"unknown 'resources' key(s) {bad}; valid keys: {list(RESOURCE_DEFAULTS)}"
         )
-    _check_resources(resources)
+    check_resources(resources)
     for key in ("model", "data", "seed", "model.name", "data.name"):
         value = train.get(key)
         if key in train and not (isinstance(value, Mapping) and "name" not in value):
@@ -286,7 +286,8 @@ def _mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     return copy.deepcopy(dict(value))
 
 
-def _check_resources(resources: Mapping[str, Any]) -> None:
+def check_resources(resources: Mapping[str, Any]) -> None:
+    """Check a spec's ``resources`` section (``ValueError`` naming the field)."""
     cpus, gpus = resources["cpus_per_trial"], resources["gpus_per_trial"]
     if not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or cpus <= 0:
         raise ValueError(f"'resources.cpus_per_trial' must be a number > 0; received {cpus!r}")

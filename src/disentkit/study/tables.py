@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from disentkit.metrics import METRICS
+from disentkit.metrics import score_label as metrics_score_label
 from disentkit.viz.study_figures import (
     _short,
     done_runs,
@@ -80,10 +82,6 @@ PAPER_COLUMNS = ("dataset", "model", "metric", "n", "mean", "ci_low", "ci_high",
 PAIRED_COLUMNS = ("dataset", "model", "reference", "metric", "method", "n", "n_reference",
                   "difference", "ci_low", "ci_high")
 """Columns of :func:`paired_comparison`."""
-_LABELS = {"infomec.infom": "InfoM", "infomec.infoe": "InfoE", "infomec.infoc": "InfoC",
-           "dci.disentanglement": "DCI-D", "dci.completeness": "DCI-C",
-           "dci.informativeness_test": "DCI-I", "mig": "MIG", "sap": "SAP",
-           "modularity": "Modularity"}
 _NO_DATASET = "—"
 
 
@@ -95,8 +93,6 @@ def higher_is_better(column: str) -> bool:
         >>> higher_is_better("score.mig"), higher_is_better("unsupervised.mutual_info")
         (True, False)
     """
-    from disentkit.metrics import METRICS
-
     metric, _, score = _short(column).partition(".")
     if metric not in METRICS:
         return True
@@ -107,14 +103,14 @@ def higher_is_better(column: str) -> bool:
 
 
 def score_label(metric: str) -> str:
-    """A short column label: ``infomec.infom`` → ``InfoM``, others unchanged.
+    """A short column label, as the metric declares it (:func:`disentkit.metrics.
+    score_label`): ``infomec.infom`` → ``InfoM``, others unchanged.
 
     Example:
         >>> score_label("score.dci.disentanglement"), score_label("sap")
         ('DCI-D', 'SAP')
     """
-    key = _short(metric)
-    return _LABELS.get(key, key)
+    return metrics_score_label(_short(metric))
 
 
 def paper_scores(results: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[str]:

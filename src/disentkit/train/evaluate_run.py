@@ -168,7 +168,9 @@ def extract_representations(
     return {k: np.concatenate(v, axis=0) for k, v in reps.items()}  # (n_samples, D) each
 
 
-def _run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def run_data(run_dir: Path, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The dataset name and options a saved model was trained on: from its ``model.json``
+    record, else from the run's ``config.json``."""
     if record.get("data"):
         return str(record["data"]), dict(record.get("data_options") or {})
     config_path = RunDir(run_dir).config
@@ -252,7 +254,7 @@ def evaluate_run(
     model = load_model(path, device=device)
     dev = next(model.parameters()).device
     with about_file(path / MODEL_JSON_NAME):
-        data_name, data_options = _run_data(path, record)
+        data_name, data_options = run_data(path, record)
         dataset = get_dataset(data_name, **data_options)
         c, h, w = (int(v) for v in record.get("image_shape") or (0, 0, 0))
     kinds = [k for k in model.representation_kinds if k in SCORED_KINDS]

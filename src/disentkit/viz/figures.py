@@ -60,7 +60,7 @@ _LOG_SKIP = ("step", "epoch", "steps_per_second")
 """Columns of ``log/metrics.csv`` that are not loss terms."""
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A new figure on its own Agg canvas (no pyplot, no global backend switch)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -141,7 +141,7 @@ def _heatmap(
         raise ValueError(f"latent_names has {len(latents)} names for {d} latents")
     shown = m[rows]
     vmax = 1.0 if shown.max() <= 1.0 else float(shown.max())
-    fig = _figure(1.6 + 0.75 * k, 1.2 + 0.4 * d)
+    fig = new_figure(1.6 + 0.75 * k, 1.2 + 0.4 * d)
     ax = fig.add_subplot()
     image = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
     ax.set_xticks(range(k), names, rotation=30, ha="right")
@@ -275,7 +275,7 @@ def score_bars(
         scores, intervals, baselines = score_table(scores, representation)
     values = {k: _num(v) for k, v in scores.items()}
     keys = [k for k, v in values.items() if v is not None]
-    fig = _figure(max(4.0, 1.0 + 0.6 * len(keys)), 3.4)
+    fig = new_figure(max(4.0, 1.0 + 0.6 * len(keys)), 3.4)
     ax = fig.add_subplot()
     ax.set_title(title or "Scores" + (f" ({representation})" if representation else ""))
     if not keys:
@@ -351,7 +351,7 @@ def factor_bars(
         return None
     n_cols = min(3, len(panels))
     n_rows = -(-len(panels) // n_cols)
-    fig = _figure(4.2 * n_cols, 2.8 * n_rows)
+    fig = new_figure(4.2 * n_cols, 2.8 * n_rows)
     fig.suptitle(title or "Scores per factor" + (f" ({representation})" if representation
                                                     else ""))
     for i, (key, entry) in enumerate(panels):
@@ -418,7 +418,7 @@ def codebook_usage(
         entropy = -np.where(freq > 0, freq * np.log(freq), 0.0).sum(1)
     cols = min(check_positive_int(n_cols, "n_cols"), d)
     rows = math.ceil(d / cols)
-    fig = _figure(2.2 * cols, 1.8 * rows + 0.4)
+    fig = new_figure(2.2 * cols, 1.8 * rows + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for j, ax in enumerate(axes.ravel()):
         if j >= d:
@@ -467,7 +467,7 @@ def active_passive(
     if act.shape != a.shape:
         raise ValueError(f"active has shape {act.shape}; activity has {a.shape}")
     panels = 2 if correlations else 1
-    fig = _figure(max(3.5, 0.45 * a.size + 1.5) + 3.2 * (panels - 1), 3.2)
+    fig = new_figure(max(3.5, 0.45 * a.size + 1.5) + 3.2 * (panels - 1), 3.2)
     axes = fig.subplots(1, panels, squeeze=False, width_ratios=[max(2, a.size), 4][:panels])
     ax = axes[0, 0]
     x = np.arange(a.size)
@@ -527,7 +527,7 @@ def _panels(steps: np.ndarray, series: Mapping[str, np.ndarray], *, n_cols: int,
     series whose values all lie in [0, 1] spans [0, 1]."""
     cols = max(1, min(check_positive_int(n_cols, "n_cols"), len(series)))
     rows_n = max(1, math.ceil(len(series) / cols))
-    fig = _figure(width * cols, height * rows_n + 0.4)
+    fig = new_figure(width * cols, height * rows_n + 0.4)
     axes = fig.subplots(rows_n, cols, squeeze=False, sharex=True)
     for ax, (name, v) in zip(axes.ravel(), series.items(), strict=False):
         ok = np.isfinite(v) & np.isfinite(steps)
@@ -675,9 +675,9 @@ def render_run_figures(
     if layout.weights.is_file():
         from disentkit.metrics import compare_mean_sampled
         from disentkit.models.saved import load_model, read_model_info
-        from disentkit.train.evaluate_run import _run_data
+        from disentkit.train.evaluate_run import run_data
 
-        data_name, data_options = _run_data(run, read_model_info(run))
+        data_name, data_options = run_data(run, read_model_info(run))
         dataset = get_dataset(data_name, **data_options)
         factor_names = factor_names or list(dataset.factor_names)
         model = load_model(run)

@@ -35,6 +35,7 @@ from typing import Any
 from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
 from disentkit._version import __version__
+from disentkit.metrics import score_label
 from disentkit.rundir import (
     CONFIG_NAME,
     FIGURES_DIR,
@@ -54,10 +55,11 @@ _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
 _SMALL_WIDTH = 600
 #: Baseline columns, in the order shown.
 _BASELINES = ("random", "ground_truth")
-#: The summary's scores: ``(key in metrics.json, label)``, in the order shown.
-HEADLINE_SCORES: tuple[tuple[str, str], ...] = (
-    ("infomec.infom", "InfoM"), ("infomec.infoe", "InfoE"), ("infomec.infoc", "InfoC"),
-    ("dci.disentanglement", "DCI-D"), ("mig", "MIG"))
+#: The summary's scores: ``(key in metrics.json, label)``, in the order shown; the labels
+#: are the metrics' own (:func:`disentkit.metrics.score_label`).
+HEADLINE_SCORES: tuple[tuple[str, str], ...] = tuple(
+    (key, score_label(key)) for key in ("infomec.infom", "infomec.infoe", "infomec.infoc",
+                                        "dci.disentanglement", "mig"))
 #: Captions of known figures, by file-name prefix (the first that matches), in the order
 #: the page shows them: the pictures of what the model does, then its scores.
 _CAPTIONS: tuple[tuple[str, str], ...] = (

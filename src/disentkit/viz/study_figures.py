@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from disentkit.viz.figures import _figure, save_figure
+from disentkit.viz.figures import new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -272,7 +272,7 @@ def score_distributions(
     colors = _palette(groups)
     rows, cols = _grid(len(columns), n_cols)
     width = max(2.8, 0.75 * len(groups) + 1.3)
-    fig = _figure(width * cols, 2.5 * rows + 0.8)
+    fig = new_figure(width * cols, 2.5 * rows + 0.8)
     axes = fig.subplots(rows, cols, squeeze=False)
     drawn: dict[str, Any] = {}
     for ax, column in zip(axes.ravel(), columns, strict=False):
@@ -340,7 +340,7 @@ def hyperparameter_effects(
     colors = _palette(sorted(labels.unique()))
     rows_per_model, cols = _grid(len(columns), n_cols)
     n_values = max(done.loc[labels == g, column].dropna().nunique() for g in groups)
-    fig = _figure(max(2.6, 0.45 * n_values + 1.4) * cols,
+    fig = new_figure(max(2.6, 0.45 * n_values + 1.4) * cols,
                   2.3 * rows_per_model * len(groups) + 0.6)
     axes = fig.subplots(rows_per_model * len(groups), cols, squeeze=False)
     for m, group in enumerate(groups):
@@ -410,7 +410,7 @@ def rank_correlation_heatmap(
     from matplotlib import colormaps
 
     cmap = colormaps["RdBu_r"].with_extremes(bad="white")
-    fig = _figure(max(3.6, 2.2 + 0.62 * k), max(3.0, 1.7 + 0.5 * k))
+    fig = new_figure(max(3.6, 2.2 + 0.62 * k), max(3.0, 1.7 + 0.5 * k))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=-1.0, vmax=1.0)
     if k <= 30:
@@ -526,7 +526,7 @@ def seed_variance(
     n = max(1, len(settings))
     rows, cols = _grid(len(columns), n_cols)
     longest = max((len(label) for label, _, _ in settings), default=4)
-    fig = _figure(2.4 * cols + 0.065 * min(longest, 60) + 0.4, (0.24 * n + 0.9) * rows + 0.5)
+    fig = new_figure(2.4 * cols + 0.065 * min(longest, 60) + 0.4, (0.24 * n + 0.9) * rows + 0.5)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for p, (ax, column) in enumerate(zip(axes.ravel(), columns, strict=False)):
         for i, (_, group, runs) in enumerate(settings):
@@ -586,7 +586,7 @@ def paired_differences(
     colors = _palette(list(dict.fromkeys(paired["model"])))
     rows, cols = _grid(len(metrics), n_cols)
     longest = max((len(n) for n in names), default=4)
-    fig = _figure(2.4 * cols + 0.065 * min(longest, 60) + 0.4,
+    fig = new_figure(2.4 * cols + 0.065 * min(longest, 60) + 0.4,
                   (0.28 * len(rows_of) + 0.9) * rows + 0.5)
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     for p, (ax, metric) in enumerate(zip(axes.ravel(), metrics, strict=False)):
@@ -659,7 +659,7 @@ def reconstruction_tradeoff(
     labels = model_groups(done)
     groups = sorted(labels.unique())
     colors = _palette(groups)
-    fig = _figure(3.2 * max(1, len(columns)) + 0.4, 3.3)
+    fig = new_figure(3.2 * max(1, len(columns)) + 0.4, 3.3)
     axes = fig.subplots(1, max(1, len(columns)), squeeze=False).ravel()
     x = _numeric(done, recon)
     handles = {}
