@@ -62,7 +62,7 @@ bench: venv
 	$(BIN)/python benchmarks/metrics_scale.py
 	$(BIN)/python benchmarks/data.py
 	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/train_vectorized.py
+	$(BIN)/python benchmarks/train.py --part all
 
 # The documentation site (mkdocs.yml) into site/; warnings are errors. `make test` builds it
 # too, into a temporary folder (tests/test_docs.py). docs-serve: live preview on :8000.

@@ -9,8 +9,10 @@ only; the load average is printed):
   loop over the same model, optimiser, batches and data pipeline with no framework: build
   the model after ``torch.manual_seed``, ``torch.optim.AdamW`` over the model's parameter
   groups, ``FactorBatchLoader`` batches converted by ``to_float``, forward, loss, backward,
-  value clipping where a group sets it, step. For QLAE and β-VAE with the ``dlib`` and
-  ``qlae`` architectures at 64×64 on ``shapes3d_procedural``, batch 64.
+  value clipping where a group sets it, step; in the memory layout the trainer chooses
+  (channels-last for ``dlib`` on a CPU, ``memory_format="auto"``). For QLAE and β-VAE
+  with the ``dlib`` and ``qlae`` architectures at 64×64 on ``shapes3d_procedural``, batch
+  64.
   Both are timed over the same steps after a warm-up (the trainer through its own
   ``steps_per_second`` log rows, ``log_every=--log-every``, which count every second of
   the loop: data, step, logging, progress, checkpoints; the bare loop with a clock around
@@ -20,7 +22,8 @@ only; the load average is printed):
   runs, the training step alone, alternated on fixed batches (K = 1, 4, 8; 32 and 64 on a
   GPU); ``--memory`` instead measures the peak-memory growth per member in fresh processes.
 - ``cpu``: what helps a 2-core CPU — threads, channels-last, ``torch.compile``, bf16
-  autocast, smaller images — as steps/s of the bare loop against its default, alternated.
+  autocast, smaller images — as steps/s of the bare loop against the plain one (torch's
+  default threads, contiguous float32), alternated.
 
 ``--device cuda`` runs the same parts on a GPU (a short prepared call: single-run steps/s,
 vectorised K = 8/32/64 model-steps/s and peak GPU memory).
@@ -66,15 +69,22 @@ DATA = "shapes3d_procedural"
 
 def bare_loop(model_name: str, arch: str, size: int, *, batch_size: int, steps: int,
               warmup: int, device: str = "cpu", seed: int = 0,
-              channels_last: bool = False, autocast: Any = None,
+              channels_last: bool | None = None, autocast: Any = None,
               compile_model: bool = False) -> float:
-    """Steps/s of a framework-free loop over steps ``warmup … warmup + steps − 1``."""
+    """Steps/s of a framework-free loop over steps ``warmup … warmup + steps − 1``;
+    ``channels_last=None``: the layout the trainer chooses for this run."""
     import torch
 
     from disentkit.data import get_dataset
     from disentkit.data.torch import FactorBatchLoader, to_float
     from disentkit.models import build_model
+    from disentkit.train._loop import uses_channels_last
+    from disentkit.train.config import build_config
 
+    if channels_last is None:
+        cfg = build_config({"model": model_name, "data": DATA,
+                            "model_options": {"arch": arch}})
+        channels_last = uses_channels_last(cfg, device)
     dataset = get_dataset(DATA, image_size=size)
     torch.manual_seed(seed)
     model = build_model(model_name, arch=arch, image_shape=(3, size, size)).to(device)
@@ -297,16 +307,18 @@ def part_cpu(args: argparse.Namespace) -> None:
 
     default_threads = torch.get_num_threads()
     print(f"| model | arch | variant | default steps/s ({default_threads} threads, "
-          f"{args.size}×{args.size}) | variant steps/s | variant ÷ default |")
+          f"{args.size}×{args.size}, contiguous, float32) | variant steps/s | "
+          "variant ÷ default |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
     for model in args.models:
         for arch in args.cpu_archs:
             def default(model: str = model, arch: str = arch) -> float:
                 return bare_loop(model, arch, args.size, batch_size=args.batch_size,
-                                 steps=args.steps, warmup=args.log_every, device=args.device)
+                                 steps=args.steps, warmup=args.log_every, device=args.device,
+                                 channels_last=False)
 
-            for name, options in CPU_VARIANTS.items():
-                opts = dict(options)
+            for name in args.variants:
+                opts = {"channels_last": False, **CPU_VARIANTS[name]}
                 size = opts.pop("size", args.size)
                 threads = opts.pop("threads", default_threads)
                 if "autocast" in opts:
@@ -353,6 +365,10 @@ def main() -> None:
                         help="vectorised members (default 1 4 8; 8 32 64 on a GPU)")
     parser.add_argument("--vectorized-archs", nargs="+", default=["dlib"])
     parser.add_argument("--cpu-archs", nargs="+", default=["dlib"])
+    parser.add_argument("--variants", nargs="+", default=list(CPU_VARIANTS),
+                        choices=list(CPU_VARIANTS), metavar="VARIANT",
+                        help=f"cpu part: the variants to measure (default all: "
+                             f"{', '.join(map(repr, CPU_VARIANTS))})")
     parser.add_argument("--memory", action="store_true",
                         help="vectorized part: peak memory per member instead of speed")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")

@@ -89,7 +89,9 @@ def save_model(
     }
     record = jsonable(record)
     metadata = {_METADATA_KEY: json.dumps(record, allow_nan=False)}
-    atomic_write(weights, lambda tmp: st_save_model(model, str(tmp), metadata=dict(metadata)))
+    # force_contiguous: weights trained channels-last are written in the standard layout
+    atomic_write(weights, lambda tmp: st_save_model(model, str(tmp), metadata=dict(metadata),
+                                                   force_contiguous=True))
     write_json(weights.with_suffix(".json"), record)
     return weights
 

@@ -52,6 +52,7 @@ __all__ = [
     "has_clipping",
     "prepare_run_dir",
     "training_module",
+    "uses_channels_last",
 ]
 
 DEFAULT_LR = 1e-3
@@ -60,7 +61,7 @@ EVAL_PREFIX = "eval/"
 # Fields that may change when a run is resumed; every other field must match config.json.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "checkpoint_every", "log_every", "eval", "loggers", "accelerator", "devices",
-     "strategy", "num_workers", "deterministic"}
+     "strategy", "num_workers", "deterministic", "memory_format"}
 )
 
 
@@ -380,6 +381,27 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+def uses_channels_last(cfg: RunConfig, device_type: str) -> bool:
+    """Whether a run trains with channels-last weights and images: ``memory_format``
+    ``"channels_last"``, or ``"auto"`` on a CPU with an architecture that declares it
+    faster so (:attr:`~disentkit.nn.Architecture.channels_last_on_cpu`).
+
+    Example:
+        >>> from disentkit.train.config import build_config
+        >>> cfg = build_config({"model": "ae", "data": "d", "model_options": {"arch": "dlib"}},
+        ...                    check_names=False)
+        >>> uses_channels_last(cfg, "cpu"), uses_channels_last(cfg, "cuda")
+        (True, False)
+    """
+    if cfg.memory_format != "auto":
+        return cfg.memory_format == "channels_last"
+    from disentkit.nn import ARCHITECTURES  # imports torch: only when training
+
+    arch = cfg.model_options.get("arch")
+    return (device_type == "cpu" and isinstance(arch, str) and arch in ARCHITECTURES
+            and ARCHITECTURES[arch].channels_last_on_cpu)
 
 
 def training_module(model: Any, extras: Sequence[Any]) -> Any:

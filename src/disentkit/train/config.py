@@ -119,6 +119,7 @@ OptimizerName = Literal["adam", "adamw", "sgd"]
 Sampling = Literal["auto", "uniform", "epoch", "factors"]
 EvalMode = Literal["reference", "fast"]
 WandbMode = Literal["online", "offline", "disabled"]
+MemoryFormat = Literal["auto", "contiguous", "channels_last"]
 PRECISIONS = typing.get_args(Precision)
 ACCELERATORS = typing.get_args(Accelerator)
 OPTIMIZERS = typing.get_args(OptimizerName)
@@ -388,6 +389,10 @@ class RunConfig:
     """Lightning strategy ("auto", "ddp", ...)."""
     deterministic: bool = False
     """torch.use_deterministic_algorithms during training."""
+    memory_format: MemoryFormat = "auto"
+    """Layout of the weights and images in training: channels_last, contiguous, or auto
+    (channels_last on a CPU for the architectures that train faster so, e.g. dlib; the
+    weights differ from a contiguous run's by float rounding only)."""
     loggers: LoggersConfig = Field(default_factory=LoggersConfig)
     """Experiment trackers besides log/metrics.csv (see LoggersConfig); the list form
     [csv, tensorboard, mlflow, wandb] is accepted too."""
