@@ -109,6 +109,15 @@ def _run_evaluation(
               soft_wrap=True)
 
 
+def _on_cpu(accelerator: str) -> bool:
+    """Whether a run with this ``accelerator`` setting trains on the CPU."""
+    if accelerator != "auto":
+        return accelerator == "cpu"
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def train_command(
     model: Annotated[
         str | None,
@@ -258,6 +267,11 @@ def train_command(
                        f"(batch {cfg.batch_size}, {what}"
                        f"{', vectorised' if vectorised else ''})", style="dim"),
                   soft_wrap=True)
+        if vectorised and _on_cpu(cfg.accelerator):
+            err.print(Text("note: on a CPU, vectorised members train slower than the same "
+                           "runs one after another (0.5-0.9x the model-steps/s on 2 cores; "
+                           "docs/benchmarks.md); vectorising pays on a GPU", style="yellow"),
+                      soft_wrap=True)
         try:
             paths = (train_members(cfg, seeds=seeds, set_lists=set_list or (),
                                    run_dir=run_dir, resume=resume, progress=progress)
