@@ -18,9 +18,12 @@ only; the load average is printed):
   the loop: data, step, logging, progress, checkpoints; the bare loop with a clock around
   the same steps). The two alternate ``--repeats`` times in this process; the ratio printed
   is the median of the per-repeat ratios (target ≥ 0.95).
-- ``vectorized``: K members trained as one vectorised model against K sequential single
-  runs, the training step alone, alternated on fixed batches (K = 1, 4, 8; 32 and 64 on a
-  GPU); ``--memory`` instead measures the peak-memory growth per member in fresh processes.
+- ``vectorized``: K members trained as one vectorised model (``fit_vectorized``) against K
+  sequential single runs (``fit``), whole runs alternated in this process, steady-state
+  rates from the log rows after the first (K = 1, 4, 8; 8, 32 and 64 on a GPU); on a CPU
+  also as many one-thread single runs in parallel processes as there are cores (the Ray
+  executor's ``cpus_per_trial: 1``); ``--memory`` instead measures the peak memory of K
+  members against one run in fresh processes.
 - ``cpu``: what helps a 2-core CPU — threads, channels-last, ``torch.compile``, bf16
   autocast, smaller images — as steps/s of the bare loop against the plain one (torch's
   default threads, contiguous float32), alternated.
@@ -249,6 +252,52 @@ def peak_memory(cfg: dict[str, Any], k: int) -> float:
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"])
 
 
+_RATE_CHILD = """
+import json, sys, tempfile, torch
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+torch.set_num_threads(int(sys.argv[2]))
+from train import _rows_rate
+from disentkit.train import fit
+with tempfile.TemporaryDirectory() as tmp:
+    print(json.dumps({"rate": _rows_rate(fit(json.loads(sys.argv[1]), run_dir=Path(tmp) / "r",
+                                                progress=False))}))
+"""
+
+
+def parallel_rate(cfg: dict[str, Any], processes: int) -> float:
+    """Model-steps/s of ``processes`` single runs trained at once in as many processes with
+    one torch thread each (what the study's Ray executor does with ``cpus_per_trial: 1``)."""
+    children = [subprocess.Popen(
+        [sys.executable, "-c", _RATE_CHILD, json.dumps({**cfg, "seed": seed}), "1",
+         str(Path(__file__).resolve().parent)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")}) for seed in range(processes)]
+    total = 0.0
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode:
+            raise RuntimeError(err[-3000:])
+        total += float(json.loads(out.strip().splitlines()[-1])["rate"])
+    return total
+
+
+def part_parallel(args: argparse.Namespace) -> None:
+    """CPU: one-thread single runs in parallel processes against one run on every core."""
+    n = os.cpu_count() or 1
+    print(f"| model | arch | size | single-run steps/s ({n} threads) | {n} one-thread runs in "
+          f"parallel, model-steps/s | × sequential (median of per-repeat ratios) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for model in args.models:
+        for arch in args.vectorized_archs:
+            cfg = _config(args, model, arch)
+            single, together, ratio = _alternate(lambda c=cfg: vectorized_rate(c, 0),
+                                                 lambda c=cfg: parallel_rate(c, n),
+                                                 args.repeats)
+            print(f"| {model} | {arch} | {args.size} | {single:.2f} | {together:.2f} | "
+                  f"{ratio:.2f} |", flush=True)
+
+
 def part_vectorized(args: argparse.Namespace) -> None:
     from disentkit.models import build_model
 
@@ -389,6 +438,8 @@ def main() -> None:
         part_trainer(args)
     if args.part in ("vectorized", "all"):
         part_vectorized(args)
+        if args.device == "cpu" and not args.memory:
+            part_parallel(args)
     if args.part == "cpu" or (args.part == "all" and args.device == "cpu"):
         part_cpu(args)
 
