@@ -79,7 +79,8 @@ def test_train_seeds_writes_one_ordinary_run_directory_per_member(tmp_path) -> N
         "--set", "eval.mode=fast", "--set", "eval.metrics=[mig]", "--no-report",
         "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "note: on a CPU, vectorised members train slower" in " ".join(result.output.split())
+    assert "note: on a CPU, vectorised members train a little slower" in " ".join(
+        result.output.split())
     for seed in (0, 1):
         member = run / f"seed{seed}"
         assert json.loads((member / "config.json").read_text())["seed"] == seed

@@ -84,10 +84,11 @@ def _rows(run: Path) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- equality
 
 
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
 @pytest.mark.parametrize("model", ["qlae", "beta_vae"])
-def test_members_equal_their_single_runs(model, tmp_path):
+def test_members_equal_their_single_runs(model, strategy, tmp_path):
     configs = expand_configs(_base(model), seeds="0,1")
-    paths = fit_vectorized(configs, tmp_path / "vec", progress=False)
+    paths = fit_vectorized(configs, tmp_path / "vec", progress=False, strategy=strategy)
     assert [p.name for p in paths] == ["seed0", "seed1"]
     singles = [fit(c, run_dir=tmp_path / f"single{c.seed}", progress=False) for c in configs]
     for cfg, path, single in zip(configs, paths, singles, strict=True):
@@ -131,13 +132,14 @@ def test_members_score_during_training_as_their_single_runs(tmp_path):
         assert _max_diff(path, single) < ATOL  # scoring left training untouched
 
 
-def test_hyper_parameter_members_equal_their_single_runs(tmp_path):
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_hyper_parameter_members_equal_their_single_runs(strategy, tmp_path):
     configs = expand_configs(_base("beta_vae"), seeds="2",
                              set_lists=["model.beta=1,8", "lr=1e-3,3e-3"])
     assert [(float(c.model_options["beta"]), c.lr) for c in configs] == [
         (1.0, 1e-3), (1.0, 3e-3), (8.0, 1e-3), (8.0, 3e-3)]
     assert vectorize_problem(configs) is None
-    paths = fit_vectorized(configs, tmp_path / "vec", progress=False)
+    paths = fit_vectorized(configs, tmp_path / "vec", progress=False, strategy=strategy)
     assert [p.name for p in paths] == ["seed2-lr0.001-beta1.0", "seed2-lr0.003-beta1.0",
                                        "seed2-lr0.001-beta8.0", "seed2-lr0.003-beta8.0"]
     for cfg, path in zip(configs, paths, strict=True):
@@ -145,7 +147,7 @@ def test_hyper_parameter_members_equal_their_single_runs(tmp_path):
         assert _max_diff(path, single) < ATOL, path.name
     # QLAE: decoupled weight decay per member (0 keeps its two parameter groups)
     decays = expand_configs(_base("qlae", steps=4), set_lists=["model.weight_decay=0,0.1"])
-    paths = fit_vectorized(decays, tmp_path / "qlae", progress=False)
+    paths = fit_vectorized(decays, tmp_path / "qlae", progress=False, strategy=strategy)
     for cfg, path in zip(decays, paths, strict=True):
         single = fit(cfg, run_dir=tmp_path / f"qlae-{path.name}", progress=False)
         assert _max_diff(path, single) < ATOL, path.name
@@ -262,6 +264,11 @@ def test_what_cannot_be_vectorised_is_refused_with_the_reason(tmp_path):
     assert not (tmp_path / "t" / "seed0" / "config.json").exists()
 
 
+def test_an_unknown_strategy_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"strategy must be one of \['auto', 'vmap', 'loop'\]"):
+        fit_vectorized(expand_configs(_base("ae"), seeds="0,1"), tmp_path, strategy="fast")
+
+
 def test_parsing_seeds_lists_and_member_directories():
     assert parse_seeds("0-2,7") == [0, 1, 2, 7] and parse_seeds(3) == [3]
     for bad in ("", "a", "3-1", "1,1", "0-"):
@@ -301,10 +308,11 @@ def test_every_model_declares_whether_it_trains_vectorised():
 def test_every_vectorisable_model_matches_its_single_runs(name, tmp_path):
     configs = expand_configs(_base(name, steps=2, batch_size=4, log_every=1,
                                    checkpoint_every=2), seeds="0,1")
-    paths = fit_vectorized(configs, tmp_path / "vec", progress=False)
-    for cfg, path in zip(configs, paths, strict=True):
-        single = fit(cfg, run_dir=tmp_path / f"single{cfg.seed}", progress=False)
-        assert _max_diff(path, single) < ATOL
+    singles = [fit(c, run_dir=tmp_path / f"single{c.seed}", progress=False) for c in configs]
+    for strategy in ("loop", "vmap"):
+        paths = fit_vectorized(configs, tmp_path / strategy, progress=False, strategy=strategy)
+        for path, single in zip(paths, singles, strict=True):
+            assert _max_diff(path, single) < ATOL, strategy
 
 
 def test_usage_stats_batch_under_vmap_with_bincount_counts():

@@ -268,11 +268,10 @@ def train_command(
                        f"{', vectorised' if vectorised else ''})", style="dim"),
                   soft_wrap=True)
         if vectorised and _on_cpu(cfg.accelerator):
-            err.print(Text("note: on a CPU, vectorised members train slower than the same "
-                           "runs one after another (0.5-0.9x the model-steps/s on 2 cores); "
-                           "one-thread runs in parallel processes are faster there (a study "
-                           "with the ray executor); vectorising pays on a GPU. See "
-                           "docs/benchmarks.md", style="yellow"),
+            err.print(Text("note: on a CPU, vectorised members train a little slower than the "
+                           "same runs one after another (about 0.9x the model-steps/s on 2 "
+                           "cores, with less memory than vmap); vectorising pays on a GPU. "
+                           "See docs/benchmarks.md", style="yellow"),
                       soft_wrap=True)
         try:
             paths = (train_members(cfg, seeds=seeds, set_lists=set_list or (),

@@ -8,8 +8,14 @@ One iteration at step ``t``:
 
 1. each member's batch ``t`` from its own :class:`~disentkit.data.torch.FactorBatchLoader`
    (``seed=cfg_k.seed``; a pure function of ``(seed_k, t)``), stacked to ``(K, B, C, H, W)``;
-2. ``torch.func.vmap`` over the members of ``torch.func.grad`` of the single trainer's step
-   loss (``model(x)`` then ``model.loss(x, out, t)`` through ``functional_call``);
+2. each member's gradient: ``torch.func.grad`` of the single trainer's step loss
+   (``model(x)`` then ``model.loss(x, out, t)`` through ``functional_call``) on its slice of
+   the stacked parameters, either ``torch.func.vmap``-ed over the members (``strategy=
+   "vmap"``: one batched computation; the default on a GPU, where K small models otherwise
+   wait on K kernel launches per operation) or member after member (``"loop"``: the default
+   on a CPU, where vmap's grouped convolutions are slower than separate ones and copy
+   activations; in the memory layout of the member's single run, one member's activations
+   at a time);
 3. element-wise gradient value clipping per parameter group, as the single trainer does;
 4. one Adam/AdamW update of every stacked parameter, written out with the same arithmetic
    as ``torch.optim.Adam``'s single-tensor CPU path; a hyper-parameter that differs between
@@ -22,8 +28,9 @@ member, in the order the single run draws it (:func:`~disentkit.models.noise_sou
 member sees the batches, initial weights and noise of the single run with its config.
 
 Equality with single runs. On the CPU a member's final weights equal the single run's
-up to float rounding: vmap batches the convolutions and matrix products differently, which
-changes summation orders by an ulp or so; the tests bound the largest absolute difference
+up to float rounding (both strategies, tested): vmap batches the convolutions and matrix
+products differently, and ``functional_call`` under ``grad`` orders some sums differently,
+an ulp or so per operation; the tests bound the largest absolute difference
 after a few steps by 2e-5 (one Adam step moves a weight by up to ``lr``, 1e-3). Where lr and
 weight decay are the same for every member, the update uses the single run's scalar
 arithmetic exactly; otherwise per-member tensors may round an ulp differently.
@@ -78,6 +85,7 @@ from disentkit.train._loop import (
     drive,
     prepare_run_dir,
     training_module,
+    uses_channels_last,
 )
 from disentkit.train.checkpoint import (
     load_checkpoint,
@@ -96,6 +104,7 @@ from disentkit.train.trackers import check_trackers
 
 __all__ = [
     "MEMBER_FIELDS",
+    "STRATEGIES",
     "expand_configs",
     "fit_vectorized",
     "group_key",
@@ -109,6 +118,8 @@ __all__ = [
 #: run-config fields that may differ between members (besides the model's
 #: ``vectorized_options``); ``eval`` and ``loggers`` only act outside the training step
 MEMBER_FIELDS = ("seed", "lr", "optimizer.weight_decay", "eval", "loggers")
+#: how :func:`fit_vectorized` takes the members' gradients
+STRATEGIES = ("auto", "vmap", "loop")
 _SEEDS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -463,6 +474,56 @@ def _step_function(module: Any, template: Any, generators: Sequence[Any]) -> Cal
     return step
 
 
+def _looped_step_function(module: Any, template: Any, generators: Sequence[Any],
+                          channels_last: bool) -> Callable[..., Any]:
+    """The step of :func:`_step_function`, member after member instead of under ``vmap``:
+    ``torch.func.grad`` of each member's loss through ``functional_call`` on its slice of
+    the stacked parameters, its own batch and its own noise generator, in the memory layout
+    its single run trains in. Same results up to float rounding (bit for bit where the
+    kernels are the single run's), a single member's activations at a time."""
+    import torch
+    from torch.func import functional_call, grad
+
+    from disentkit.models import noise_source
+
+    def layout(tensor: Any) -> Any:
+        if channels_last and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def step(trainable: dict[str, Any], fixed: dict[str, Any], x: Any, options: dict[str, Any],
+             t: int) -> Any:
+        grads: dict[str, list[Any]] = {n: [] for n in trainable}
+        logged: dict[str, list[Any]] = {}
+        for k, generator in enumerate(generators):
+            def draw(like: Any, generator: Any = generator) -> Any:
+                return torch.randn(like.shape, generator=generator, dtype=like.dtype,
+                                   device=like.device)
+
+            own_fixed = {n: v[k] for n, v in fixed.items()}
+            own_options = {key: v[k] for key, v in options.items()}
+            x_k = layout(x[k])
+
+            def loss(params: dict[str, Any], own_fixed: dict[str, Any] = own_fixed,
+                     own_options: dict[str, Any] = own_options, x_k: Any = x_k) -> Any:
+                weights = {f"model.{n}": layout(v) for n, v in {**params, **own_fixed}.items()}
+                with noise_source(draw), _member_options(template, own_options):
+                    total, terms = functional_call(module, weights, (x_k, t))
+                values = {"loss": total, **dict(terms)}
+                return total, {key: torch.as_tensor(v).detach().float().mean()
+                               for key, v in values.items()}
+
+            g, aux = grad(loss, has_aux=True)({n: v[k] for n, v in trainable.items()})
+            for n, value in g.items():
+                grads[n].append(value)
+            for key, value in aux.items():
+                logged.setdefault(key, []).append(value)
+        return ({n: torch.stack(v) for n, v in grads.items()},
+                {key: torch.stack(v) for key, v in logged.items()})
+
+    return step
+
+
 # --------------------------------------------------------------------------- resume
 
 
@@ -508,6 +569,7 @@ def fit_vectorized(
     run_dirs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    strategy: str = "auto",
 ) -> list[Path]:
     """Train the runs ``configs`` as one vectorised model; write one run directory each.
 
@@ -520,6 +582,9 @@ def fit_vectorized(
         resume: continue every member from its checkpoint (see the module docstring); a
             member without a run starts one. Changes allowed as for :func:`fit`.
         progress: show a progress bar (a line per logged step when not on a terminal).
+        strategy: how the members' gradients are taken (see the module docstring):
+            ``"vmap"`` (one batched computation), ``"loop"`` (member after member), or
+            ``"auto"``: ``vmap`` on a GPU, ``loop`` on a CPU.
 
     Returns:
         the K run directories, in the order of ``configs``; each holds what :func:`fit`
@@ -540,6 +605,8 @@ def fit_vectorized(
         ...     sorted(p.name for p in (paths[1] / "log").iterdir())
         ['metrics.csv']
     """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {list(STRATEGIES)}; received {strategy!r}")
     cfgs = [build_config(c) for c in configs]
     problem = vectorize_problem(cfgs)
     if problem is not None:
@@ -595,8 +662,10 @@ def fit_vectorized(
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         try:
+            if strategy == "auto":
+                strategy = "vmap" if device.type == "cuda" else "loop"
             return _train(cfgs, paths, dataset, device, resume, progress,
-                          FactorBatchLoader, to_float)
+                          FactorBatchLoader, to_float, strategy)
         finally:
             torch.use_deterministic_algorithms(previous_deterministic)
 
@@ -611,7 +680,7 @@ def _model_config(cfg: RunConfig) -> Any:
 
 
 def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, resume: bool,
-           progress: bool, loader_cls: Any, to_float: Any) -> list[Path]:
+           progress: bool, loader_cls: Any, to_float: Any, strategy: str) -> list[Path]:
     import torch
 
     from disentkit.models import build_model
@@ -673,7 +742,9 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
         if key in dataclasses.asdict(_model_config(lead))
         and len({json.dumps(c.model_options.get(key)) for c in cfgs}) > 1
     }
-    step_fn = _step_function(module, template, generators)
+    step_fn = (_step_function(module, template, generators) if strategy == "vmap" else
+               _looped_step_function(module, template, generators,
+                                     uses_channels_last(lead, device.type)))
 
     def sync_members() -> list[Any]:
         """Copy the stacked weights and Adam state of step ``done`` into the members."""
