@@ -25,19 +25,27 @@ if [ "${1:-}" = prepare ]; then
   exit 0
 fi
 
+# DEVICE=cpu QUICK=1 PYTHON=.venv/bin/python benchmarks/gpu_run.sh rehearses the call here.
 OUT="${OUT:-/tmp/disentkit-gpu}"
+PYTHON="${PYTHON:-python3}"
+DEVICE="${DEVICE:-cuda}"
 mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+if ! "$PYTHON" -c "import pydantic" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+if [ -n "${QUICK:-}" ]; then  # a rehearsal: small sizes, K = 2
+  trainer=(--steps 4 --log-every 2 --repeats 1 --size 32 --models beta_vae --archs dlib)
+  vectorized=(--k 2 --steps 4 --log-every 2 --repeats 1 --size 32 --models beta_vae)
+else
+  trainer=(--steps 200 --log-every 50 --repeats 2)
+  vectorized=(--k 8 32 64 --steps 100 --log-every 25 --repeats 2)
+fi
 report="$OUT/gpu_benchmark.md"
 {
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 benchmarks/train.py --part trainer --device cuda --steps 200 --log-every 50 \
-    --repeats 2
-  python3 benchmarks/train.py --part vectorized --device cuda --k 8 32 64 --steps 100 \
-    --log-every 25 --repeats 2
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+  "$PYTHON" benchmarks/train.py --part trainer --device "$DEVICE" "${trainer[@]}"
+  "$PYTHON" benchmarks/train.py --part vectorized --device "$DEVICE" "${vectorized[@]}"
 } 2>&1 | grep -v -E '^(step [0-9]+/|run directory|training )' | tee "$report"
