@@ -79,7 +79,7 @@ def test_train_seeds_writes_one_ordinary_run_directory_per_member(tmp_path) -> N
         "--set", "eval.mode=fast", "--set", "eval.metrics=[mig]", "--no-report",
         "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "note: on a CPU, vectorised members train a little slower" in " ".join(
+    assert "note: on a CPU, vectorised members train at the speed of" in " ".join(
         result.output.split())
     for seed in (0, 1):
         member = run / f"seed{seed}"

@@ -268,10 +268,10 @@ def train_command(
                        f"{', vectorised' if vectorised else ''})", style="dim"),
                   soft_wrap=True)
         if vectorised and _on_cpu(cfg.accelerator):
-            err.print(Text("note: on a CPU, vectorised members train a little slower than the "
-                           "same runs one after another (about 0.9x the model-steps/s on 2 "
-                           "cores, with less memory than vmap); vectorising pays on a GPU. "
-                           "See docs/benchmarks.md", style="yellow"),
+            err.print(Text("note: on a CPU, vectorised members train at the speed of the same "
+                           "runs one after another (the members are stepped in turn there, "
+                           "bit-identical to single runs); vectorising pays on a GPU. See "
+                           "docs/benchmarks.md", style="yellow"),
                       soft_wrap=True)
         try:
             paths = (train_members(cfg, seeds=seeds, set_lists=set_list or (),

@@ -8,14 +8,17 @@ One iteration at step ``t``:
 
 1. each member's batch ``t`` from its own :class:`~disentkit.data.torch.FactorBatchLoader`
    (``seed=cfg_k.seed``; a pure function of ``(seed_k, t)``), stacked to ``(K, B, C, H, W)``;
-2. each member's gradient: ``torch.func.grad`` of the single trainer's step loss
-   (``model(x)`` then ``model.loss(x, out, t)`` through ``functional_call``) on its slice of
-   the stacked parameters, either ``torch.func.vmap``-ed over the members (``strategy=
-   "vmap"``: one batched computation; the default on a GPU, where K small models otherwise
-   wait on K kernel launches per operation) or member after member (``"loop"``: the default
-   on a CPU, where vmap's grouped convolutions are slower than separate ones and copy
-   activations; in the memory layout of the member's single run, one member's activations
-   at a time);
+2. each member's gradient of the single trainer's step loss (``model(x)`` then
+   ``model.loss(x, out, t)``), by one of two strategies:
+
+   - ``"vmap"`` (the default on a GPU, where K small models otherwise wait on K kernel
+     launches per operation): ``torch.func.vmap`` over the members of ``torch.func.grad``
+     through ``functional_call``, one batched computation;
+   - ``"loop"`` (the default on a CPU, where vmap's grouped convolutions are slower than
+     separate ones and copy activations): member after member, plain autograd on the
+     member's own model, whose parameters are views of its slice of the stacked tensors (laid
+     out as its single run's, e.g. channels-last) and whose gradients accumulate into its
+     slice of one stacked buffer; one member's activations at a time;
 3. element-wise gradient value clipping per parameter group, as the single trainer does;
 4. one Adam/AdamW update of every stacked parameter, written out with the same arithmetic
    as ``torch.optim.Adam``'s single-tensor CPU path; a hyper-parameter that differs between
@@ -27,10 +30,11 @@ model's training noise (:meth:`~disentkit.models.Model.noise`) is drawn from it,
 member, in the order the single run draws it (:func:`~disentkit.models.noise_source`). So a
 member sees the batches, initial weights and noise of the single run with its config.
 
-Equality with single runs. On the CPU a member's final weights equal the single run's
-up to float rounding (both strategies, tested): vmap batches the convolutions and matrix
-products differently, and ``functional_call`` under ``grad`` orders some sums differently,
-an ulp or so per operation; the tests bound the largest absolute difference
+Equality with single runs. On the CPU, with ``"loop"``, a member's final weights equal the
+single run's **bit for bit** (same kernels, same layout, and the update below; tested for
+every vectorisable model) where its learning rate and weight decay are the other members';
+with ``"vmap"`` up to float rounding: vmap batches the convolutions and matrix products
+differently, an ulp or so per operation; the tests bound the largest absolute difference
 after a few steps by 2e-5 (one Adam step moves a weight by up to ``lr``, 1e-3). Where lr and
 weight decay are the same for every member, the update uses the single run's scalar
 arithmetic exactly; otherwise per-member tensors may round an ulp differently.
@@ -474,54 +478,18 @@ def _step_function(module: Any, template: Any, generators: Sequence[Any]) -> Cal
     return step
 
 
-def _looped_step_function(module: Any, template: Any, generators: Sequence[Any],
-                          channels_last: bool) -> Callable[..., Any]:
-    """The step of :func:`_step_function`, member after member instead of under ``vmap``:
-    ``torch.func.grad`` of each member's loss through ``functional_call`` on its slice of
-    the stacked parameters, its own batch and its own noise generator, in the memory layout
-    its single run trains in. Same results up to float rounding (bit for bit where the
-    kernels are the single run's), a single member's activations at a time."""
+def _stacked_layout(stacked: Any, channels_last: bool) -> Any:
+    """``stacked`` ``(K, ...)`` re-laid so that each member's slice ``[k]`` of a 4-D weight is
+    channels-last (the single run's layout) when ``channels_last``; else as it is."""
     import torch
-    from torch.func import functional_call, grad
 
-    from disentkit.models import noise_source
-
-    def layout(tensor: Any) -> Any:
-        if channels_last and tensor.dim() == 4:
-            return tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
-
-    def step(trainable: dict[str, Any], fixed: dict[str, Any], x: Any, options: dict[str, Any],
-             t: int) -> Any:
-        grads: dict[str, list[Any]] = {n: [] for n in trainable}
-        logged: dict[str, list[Any]] = {}
-        for k, generator in enumerate(generators):
-            def draw(like: Any, generator: Any = generator) -> Any:
-                return torch.randn(like.shape, generator=generator, dtype=like.dtype,
-                                   device=like.device)
-
-            own_fixed = {n: v[k] for n, v in fixed.items()}
-            own_options = {key: v[k] for key, v in options.items()}
-            x_k = layout(x[k])
-
-            def loss(params: dict[str, Any], own_fixed: dict[str, Any] = own_fixed,
-                     own_options: dict[str, Any] = own_options, x_k: Any = x_k) -> Any:
-                weights = {f"model.{n}": layout(v) for n, v in {**params, **own_fixed}.items()}
-                with noise_source(draw), _member_options(template, own_options):
-                    total, terms = functional_call(module, weights, (x_k, t))
-                values = {"loss": total, **dict(terms)}
-                return total, {key: torch.as_tensor(v).detach().float().mean()
-                               for key, v in values.items()}
-
-            g, aux = grad(loss, has_aux=True)({n: v[k] for n, v in trainable.items()})
-            for n, value in g.items():
-                grads[n].append(value)
-            for key, value in aux.items():
-                logged.setdefault(key, []).append(value)
-        return ({n: torch.stack(v) for n, v in grads.items()},
-                {key: torch.stack(v) for key, v in logged.items()})
-
-    return step
+    if not (channels_last and stacked.dim() == 5):
+        return stacked
+    k, o, i, h, w = stacked.shape
+    out = torch.empty((k, o, h, w, i), dtype=stacked.dtype,
+                      device=stacked.device).permute(0, 1, 4, 2, 3)  # (K, O, I, H, W)
+    out.copy_(stacked)
+    return out
 
 
 # --------------------------------------------------------------------------- resume
@@ -683,7 +651,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
            progress: bool, loader_cls: Any, to_float: Any, strategy: str) -> list[Path]:
     import torch
 
-    from disentkit.models import build_model
+    from disentkit.models import build_model, noise_source
     from disentkit.models.saved import save_model
 
     k_members = len(cfgs)
@@ -742,9 +710,19 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
         if key in dataclasses.asdict(_model_config(lead))
         and len({json.dumps(c.model_options.get(key)) for c in cfgs}) > 1
     }
-    step_fn = (_step_function(module, template, generators) if strategy == "vmap" else
-               _looped_step_function(module, template, generators,
-                                     uses_channels_last(lead, device.type)))
+    step_fn = _step_function(module, template, generators)
+    channels_last = strategy == "loop" and uses_channels_last(lead, device.type)
+    grad_buffers: dict[str, Any] = {}
+    if strategy == "loop":
+        # each member's parameters become views of its slice of the stacked tensors, laid out
+        # as its single run's, and its gradients accumulate into its slice of one buffer
+        with torch.no_grad():
+            for name in trainable_names:
+                trainable[name] = _stacked_layout(trainable[name], channels_last)
+                grad_buffers[name] = torch.zeros_like(trainable[name])  # same strides
+                for i in range(k_members):
+                    member_params[i][name].data = trainable[name][i]
+                    member_params[i][name].grad = grad_buffers[name][i]
 
     def sync_members() -> list[Any]:
         """Copy the stacked weights and Adam state of step ``done`` into the members."""
@@ -771,8 +749,8 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             rng = ({"torch": gen_state, "cuda": None} if device.type == "cpu" else
                    {"torch": torch.get_rng_state(), "cuda": [gen_state]})
             save_checkpoint(path / CHECKPOINT_PATH, {
-                "step": done,
-                "model": models[i].state_dict(),
+                "step": done,  # clones: a view would save the whole stacked storage
+                "model": {k: v.clone() for k, v in models[i].state_dict().items()},
                 "optimizers": {"main": opts[i].state_dict()},
                 "precision": {},
                 "rng": rng,
@@ -794,10 +772,35 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     reporter.note(("resuming" if start else "training") + f" {k_members} members as one "
                   f"vectorised model in {where}" + (f" at step {start}" if start else ""))
 
+    def member_grads(t: int, batches: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``strategy="loop"``: each member's forward and backward in turn, as its single
+        run takes them, into the stacked gradient buffers."""
+        logged: dict[str, list[Any]] = {}
+        for buffer in grad_buffers.values():
+            buffer.zero_()
+        for ((images, _), loader, model, generator) in zip(batches, loaders, models,
+                                                           generators, strict=True):
+            x = to_float(images, device, max_value=loader.max_value,
+                         channels_last=channels_last)
+
+            def draw(like: Any, generator: Any = generator) -> Any:
+                return torch.randn(like.shape, generator=generator, dtype=like.dtype,
+                                   device=like.device)
+
+            with noise_source(draw):
+                total, terms = model.loss(x, model(x), t)
+            total.backward()
+            for key, value in {"loss": total, **dict(terms)}.items():
+                logged.setdefault(key, []).append(torch.as_tensor(value).detach().float().mean())
+        return grad_buffers, {key: torch.stack(v) for key, v in logged.items()}
+
     def step(t: int, batches: Any) -> dict[str, Any]:
-        x = torch.stack([to_float(images, device, max_value=loader.max_value)
-                         for (images, _), loader in zip(batches, loaders, strict=True)])
-        grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
+        if strategy == "loop":
+            grads, logged = member_grads(t, batches)
+        else:
+            x = torch.stack([to_float(images, device, max_value=loader.max_value)
+                             for (images, _), loader in zip(batches, loaders, strict=True)])
+            grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
         with torch.no_grad():
             for group in groups:
                 if group.clip_value is not None:
@@ -816,6 +819,11 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     finally:
         for record in records:
             record.close(status)
+    with torch.no_grad():  # each member's own weights again, no longer views of the stack
+        for own in member_params if strategy == "loop" else ():
+            for name in trainable_names:
+                own[name].data = own[name].data.clone()
+                own[name].grad = None
     h, w, c = dataset.image_shape
     for cfg, model, path in zip(cfgs, models, paths, strict=True):
         save_model(model, path, info={
