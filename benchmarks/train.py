@@ -140,10 +140,7 @@ def trainer_rate(model_name: str, arch: str, size: int, *, batch_size: int, step
                     "batch_size": batch_size, "log_every": log_every, "seed": 0,
                     "accelerator": "gpu" if device == "cuda" else "cpu"},
                    run_dir=Path(tmp) / "run", progress=True)
-        with open(path / "log" / "metrics.csv") as fh:
-            rows = list(csv.DictReader(fh))
-    seconds = sum(log_every / float(r["steps_per_second"]) for r in rows[1:])
-    return (len(rows) - 1) * log_every / seconds
+        return rows_rate(path)
 
 
 def _alternate(first: Callable[[], float], second: Callable[[], float],
@@ -185,7 +182,7 @@ def part_trainer(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- vectorised
 
 
-def _rows_rate(path: Path) -> float:
+def rows_rate(path: Path) -> float:
     """Steps/s over the log rows after the first (the first interval is the warm-up)."""
     with open(path / "log" / "metrics.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("steps_per_second")]
@@ -209,9 +206,9 @@ def vectorized_rate(cfg: dict[str, Any], k: int) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         if k == 0:
-            return _rows_rate(fit(cfg, run_dir=Path(tmp) / "single", progress=False))
+            return rows_rate(fit(cfg, run_dir=Path(tmp) / "single", progress=False))
         paths = fit_vectorized(expand_configs(cfg, seeds=f"0-{k - 1}"), tmp, progress=False)
-        return k * _rows_rate(paths[0])
+        return k * rows_rate(paths[0])
 
 
 def _gpu_peak_mib(run: Callable[[], float]) -> tuple[float, float]:
@@ -257,10 +254,10 @@ import json, sys, tempfile, torch
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 torch.set_num_threads(int(sys.argv[2]))
-from train import _rows_rate
+from train import rows_rate
 from disentkit.train import fit
 with tempfile.TemporaryDirectory() as tmp:
-    print(json.dumps({"rate": _rows_rate(fit(json.loads(sys.argv[1]), run_dir=Path(tmp) / "r",
+    print(json.dumps({"rate": rows_rate(fit(json.loads(sys.argv[1]), run_dir=Path(tmp) / "r",
                                                 progress=False))}))
 """
 

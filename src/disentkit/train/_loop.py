@@ -51,6 +51,7 @@ __all__ = [
     "every_metrics",
     "has_clipping",
     "prepare_run_dir",
+    "save_run_model",
     "training_module",
     "uses_channels_last",
 ]
@@ -402,6 +403,21 @@ def uses_channels_last(cfg: RunConfig, device_type: str) -> bool:
     arch = cfg.model_options.get("arch")
     return (device_type == "cpu" and isinstance(arch, str) and arch in ARCHITECTURES
             and ARCHITECTURES[arch].channels_last_on_cpu)
+
+
+def save_run_model(model: Any, cfg: RunConfig, dataset: Any, path: Path) -> None:
+    """Write a finished run's ``model.safetensors`` + ``model.json``, recording the data,
+    image shape ``[C, H, W]``, step and seed the run trained with."""
+    from disentkit.models.saved import save_model  # imports torch: only when training
+
+    h, w, c = dataset.image_shape
+    save_model(model, path, info={
+        "data": cfg.data,
+        "data_options": cfg.data_options,
+        "image_shape": [int(c), int(h), int(w)],
+        "step": cfg.steps,
+        "seed": cfg.seed,
+    })
 
 
 def training_module(model: Any, extras: Sequence[Any]) -> Any:

@@ -85,6 +85,7 @@ from disentkit.train._loop import (
     every_metrics,
     has_clipping,
     prepare_run_dir,
+    save_run_model,
     training_module,
     uses_channels_last,
 )
@@ -220,7 +221,6 @@ def _train(
 ) -> Path:
     import torch
 
-    from disentkit.models.saved import save_model
 
     rank, world = fabric.global_rank, fabric.world_size
     ckpt_path = path / CHECKPOINT_PATH
@@ -314,14 +314,7 @@ def _train(
         for record in records:
             record.close(status)
     if fabric.is_global_zero:
-        h, w, c = dataset.image_shape
-        save_model(model, path, info={
-            "data": cfg.data,
-            "data_options": cfg.data_options,
-            "image_shape": [int(c), int(h), int(w)],
-            "step": cfg.steps,
-            "seed": cfg.seed,
-        })
+        save_run_model(model, cfg, dataset, path)
     fabric.barrier()
     return path
 

@@ -88,6 +88,7 @@ from disentkit.train._loop import (
     build_optimizer,
     drive,
     prepare_run_dir,
+    save_run_model,
     training_module,
     uses_channels_last,
 )
@@ -652,7 +653,6 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     import torch
 
     from disentkit.models import build_model, noise_source
-    from disentkit.models.saved import save_model
 
     k_members = len(cfgs)
     lead = cfgs[0]
@@ -710,7 +710,7 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
         if key in dataclasses.asdict(_model_config(lead))
         and len({json.dumps(c.model_options.get(key)) for c in cfgs}) > 1
     }
-    step_fn = _step_function(module, template, generators)
+    step_fn = _step_function(module, template, generators) if strategy == "vmap" else None
     channels_last = strategy == "loop" and uses_channels_last(lead, device.type)
     grad_buffers: dict[str, Any] = {}
     if strategy == "loop":
@@ -725,7 +725,10 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
                     member_params[i][name].grad = grad_buffers[name][i]
 
     def sync_members() -> list[Any]:
-        """Copy the stacked weights and Adam state of step ``done`` into the members."""
+        """The members with the stacked weights of the current step (with ``"loop"`` their
+        parameters are views of the stack already)."""
+        if strategy == "loop":
+            return models
         with torch.no_grad():
             for i, model in enumerate(models):
                 own = member_params[i]
@@ -824,15 +827,8 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             for name in trainable_names:
                 own[name].data = own[name].data.clone()
                 own[name].grad = None
-    h, w, c = dataset.image_shape
     for cfg, model, path in zip(cfgs, models, paths, strict=True):
-        save_model(model, path, info={
-            "data": cfg.data,
-            "data_options": cfg.data_options,
-            "image_shape": [int(c), int(h), int(w)],
-            "step": cfg.steps,
-            "seed": cfg.seed,
-        })
+        save_run_model(model, cfg, dataset, path)
     return paths
 
 
