@@ -1,5 +1,8 @@
 """Thread helpers of the metrics: how many threads, a plain thread map for compiled loops
-that release the GIL, and per-factor work in joblib threads, the costliest first."""
+that release the GIL, and per-factor work in threads, the costliest first.
+
+These use the standard library's thread pool, not joblib: joblib's import and its result
+polling cost more than the fast metric suite's small per-factor fits."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from joblib import Parallel, delayed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,6 +27,29 @@ def n_threads() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, _MAX_THREADS))
+
+
+def effective_n_jobs(n_jobs: int) -> int:
+    """Workers for ``n_jobs`` in joblib's convention: ``n_jobs`` itself when positive, else
+    every core but ``-n_jobs - 1`` (at least 1). Cores: those this process may use, at most
+    ``LOKY_MAX_CPU_COUNT`` where set (as joblib counts them; the study executor sets it).
+
+    Example:
+        >>> effective_n_jobs(3)
+        3
+        >>> effective_n_jobs(-1) >= 1
+        True
+    """
+    if n_jobs > 0:
+        return n_jobs
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    cap = os.environ.get("LOKY_MAX_CPU_COUNT", "")
+    if cap.strip().isdigit() and int(cap) > 0:
+        cores = min(cores, int(cap))
+    return max(1, cores + 1 + n_jobs)
 
 
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], work: int) -> list[R]:
@@ -47,7 +72,8 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], work: int) -> list[R]
 def map_costliest_first(
     fn: Callable[[T], R], items: Sequence[T], costs: Sequence[float], n_jobs: int
 ) -> list[R]:
-    """``[fn(x) for x in items]`` on ``n_jobs`` joblib threads, results in ``items``' order.
+    """``[fn(x) for x in items]`` on ``n_jobs`` threads (joblib's convention, see
+    :func:`effective_n_jobs`), results in ``items``' order.
 
     Items start in decreasing order of ``costs`` (longest-processing-time first): with a
     few uneven tasks, such as one classifier per factor whose cost grows with its number
@@ -59,7 +85,12 @@ def map_costliest_first(
         [1, 4, 9]
     """
     order = np.argsort(-np.asarray(costs, dtype=np.float64), kind="stable")
-    done = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(fn)(items[i]) for i in order)
+    workers = min(effective_n_jobs(n_jobs), len(order))
+    if workers <= 1:
+        done = [fn(items[i]) for i in order]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(lambda i: fn(items[i]), order))
     out: list = [None] * len(items)
     for i, r in zip(order, done, strict=True):
         out[i] = r

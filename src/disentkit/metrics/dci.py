@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import expit, softmax, xlogy
 from threadpoolctl import threadpool_limits
 
@@ -26,6 +25,7 @@ from disentkit._validation import check_choice, check_fraction, check_n_jobs, pr
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
 from disentkit.metrics._boost import MAX_DEPTH, boost_importance, category_codes
 from disentkit.metrics._split import split_train_test
+from disentkit.metrics._threads import effective_n_jobs
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -450,7 +450,7 @@ def _fit_binned(
         n_bins=BINNED_PARAMS["n_bins"],
         n_rounds=BINNED_PARAMS["n_rounds"],
         learning_rate=BINNED_PARAMS["learning_rate"],
-        n_threads=max(1, int(effective_n_jobs(n_jobs))),
+        n_threads=effective_n_jobs(n_jobs),
         categorical=np.ones(x_train.shape[1], dtype=bool) if categorical else None,
     )
     train_acc = np.array([
@@ -639,6 +639,8 @@ def dci(
             width = int(n_values.sum())
             features_train = _one_hot(codes_train, start, width)
             features_test = _one_hot(codes_test, start, width)
+        from joblib import Parallel, delayed  # lazily: process workers for sklearn fits
+
         fits = Parallel(n_jobs=n_jobs)(
             delayed(_fit_factor)(
                 backend, features_train, y_train[:, j], features_test, y_test[:, j],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -29,13 +29,11 @@ from disentkit._validation import (
     prepare,
 )
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
+from disentkit.metrics._logistic import LogisticFit, fit_logistic
 from disentkit.metrics._mi import ESTIMATORS, MutualInfo
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from disentkit.metrics._split import split_train_test
 from disentkit.metrics._threads import map_costliest_first
-
-if TYPE_CHECKING:
-    from sklearn.linear_model import LogisticRegression
 
 LATENT_TYPES = ("auto", "continuous", "discrete")
 PRUNING = ("standalone", "training", "none")
@@ -209,7 +207,9 @@ def infomec(
 
     ``pruning="none"`` (standalone only): every latent is active. InfoE's classifier is
     ``LogisticRegression(C=inf, solver="lbfgs", max_iter=100, tol=1e-4,
-    class_weight="balanced")`` in both protocols; CE is the unweighted log-loss
+    class_weight="balanced")`` in both protocols (its objective and solver settings,
+    implemented in :mod:`disentkit.metrics._logistic` and tested equal to scikit-learn's
+    to solver precision); CE is the unweighted log-loss
     (``sklearn.metrics.log_loss`` of ``predict_proba``), fit and scored on the same rows
     (``infoe_split="same"``, as LQ).
 
@@ -366,12 +366,8 @@ def infomec(
             y_all = p.factors
         # One BLAS thread per fit: these problems are small and BLAS threads only contend;
         # factors run in parallel threads instead (same numbers for any n_jobs). Unpenalised
-        # lbfgs often stops at max_iter=100, as in the reference: its ConvergenceWarning is
-        # silenced (here, not in the threads: warning filters are process-wide); n_iter kept.
-        from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
-
-        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        # lbfgs often stops at max_iter=100, as in the reference; n_iter is kept.
+        with threadpool_limits(limits=1, user_api="blas"):
             fits = map_costliest_first(
                 lambda j: _infoe_one_factor(
                     features, y_all[:, j], rows_fit, rows_score, p.kept_factors[j]
@@ -572,19 +568,10 @@ def _infoe_features(z: np.ndarray, onehot: bool) -> np.ndarray | sparse.csr_matr
     )
 
 
-def _classifier() -> LogisticRegression:
-    from sklearn.linear_model import LogisticRegression  # lazily: a heavy import
-
-    return LogisticRegression(
-        C=np.inf, solver="lbfgs", max_iter=100, tol=1e-4, class_weight="balanced",
-        fit_intercept=True,
-    )
-
-
-def _log_loss(model: LogisticRegression, x: Any, y: np.ndarray) -> float:
+def _log_loss(model: LogisticFit, x: Any, y: np.ndarray) -> float:
     """Unweighted mean log-loss, with probabilities clipped as ``sklearn.metrics.log_loss``."""
-    proba = model.predict_proba(x)  # (n, C), columns = model.classes_
-    col = np.searchsorted(model.classes_, y)
+    proba = model.predict_proba(x)  # (n, C), columns = model.classes
+    col = np.searchsorted(model.classes, y)
     eps = np.finfo(proba.dtype).eps
     return float(-np.mean(np.log(np.clip(proba[np.arange(y.size), col], eps, 1 - eps))))
 
@@ -605,9 +592,11 @@ def _infoe_one_factor(
             f"infomec: factor {k} has classes {unseen.tolist()} in the held-out rows that "
             "the training rows lack; use shuffle=True or more samples"
         )
-    model = _classifier().fit(features[rows_fit], y_fit)
+    model = fit_logistic(
+        features[rows_fit], y_fit, c=np.inf, max_iter=100, tol=1e-4, balanced=True
+    )
     ce = _log_loss(model, features[rows_score], y_score)
-    return ce, _null_log_loss(classes.size), int(model.n_iter_.max())
+    return ce, _null_log_loss(classes.size), model.n_iter
 
 
 #: In-sample InfoE warns below this many fitted rows per classifier feature.

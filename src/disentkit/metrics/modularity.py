@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -22,6 +23,7 @@ from disentkit._validation import (
     prepare,
 )
 from disentkit.metrics._base import MetricResult, ScoreInfo, metric_id, register_metric
+from disentkit.metrics._logistic import fit_logistic
 from disentkit.metrics._mi import MutualInfo
 from disentkit.metrics._mi_cache import MICache, resolve_mi
 from disentkit.metrics._split import split_train_test
@@ -278,9 +280,15 @@ def class_aucs(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
         array([0.5, 0.5])
     """
     n, c = proba.shape
-    from scipy.stats import rankdata  # lazily: scipy.stats is a heavy import
-
-    ranks = rankdata(proba, axis=0)  # (n, C), average ranks for ties
+    ranks = np.empty((n, c))  # (n, C): 1-based ranks within each column, ties averaged
+    for j in range(c):
+        order = np.argsort(proba[:, j], kind="stable")
+        s = proba[order, j]
+        new = np.ones(n, dtype=bool)
+        new[1:] = s[1:] != s[:-1]  # first row of each run of equal scores
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], n)
+        ranks[order, j] = ((starts + ends + 1) / 2)[np.cumsum(new) - 1]
     onehot = y[:, None] == np.arange(c)[None, :]  # (n, C)
     n_pos = onehot.sum(axis=0)
     n_neg = n - n_pos
@@ -301,24 +309,24 @@ def _explicitness_factor(
     max_iter: int,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Fit one classifier for one factor; per-class AUCs on train and test rows, and
-    whether the solver stopped before ``max_iter`` (read from ``n_iter_``: this runs in
-    threads, where catching warnings is not safe)."""
-    from sklearn.linear_model import LogisticRegression  # lazily: a heavy import
-    from sklearn.multiclass import OneVsRestClassifier
-
+    whether the solver stopped before ``max_iter`` (read from the iteration count: this
+    runs in threads, where catching warnings is not safe)."""
     if classifier == "lbfgs":
-        clf = LogisticRegression(C=c, max_iter=max_iter).fit(x_train, y_train)
-        n_iter = int(np.max(clf.n_iter_))
+        clf: Any = fit_logistic(x_train, y_train, c=c, max_iter=max_iter)
+        n_iter, cols = clf.n_iter, clf.classes
     else:
+        from sklearn.linear_model import LogisticRegression  # lazily: a heavy import
+        from sklearn.multiclass import OneVsRestClassifier
+
         clf = OneVsRestClassifier(
             LogisticRegression(C=c, max_iter=max_iter, solver="liblinear")
         ).fit(x_train, y_train)
         n_iter = max(int(np.max(e.n_iter_)) for e in clf.estimators_)
+        cols = clf.classes_
     converged = n_iter < max_iter
-    # Columns of predict_proba follow clf.classes_ (classes seen in training); classes
-    # never seen get probability 0 everywhere. Classes are encoded from all rows, so the
-    # columns stay aligned with the labels of both splits.
-    cols = clf.classes_
+    # Columns of predict_proba follow the classes seen in training; classes never seen
+    # get probability 0 everywhere. Classes are encoded from all rows, so the columns
+    # stay aligned with the labels of both splits.
     out = []
     for x, y in ((x_train, y_train), (x_test, y_test)):
         proba = np.zeros((x.shape[0], n_classes))
@@ -359,7 +367,9 @@ def explicitness(
 
     - latents standardised with the train rows' mean and std (ddof 0);
     - ``classifier="lbfgs"``: ``LogisticRegression()`` defaults — multinomial, L2,
-      ``C=1``, lbfgs, ``max_iter=100``. dlib's published 2019 study ran scikit-learn
+      ``C=1``, lbfgs, ``max_iter=100`` (its objective and solver settings, implemented in
+      :mod:`disentkit.metrics._logistic` and tested equal to scikit-learn's to solver
+      precision). dlib's published 2019 study ran scikit-learn
       < 0.22, whose defaults were liblinear one-vs-rest with a regularised intercept:
       ``classifier="liblinear-ovr"`` reproduces that (probabilities of the binary models
       normalised to sum to one, as then);
@@ -425,13 +435,14 @@ def explicitness(
             )
     x_tr, x_te, constant = _standardise(p.latents[split.train], p.latents[split.test])
     # Factors side by side in threads, one BLAS thread each (these problems are small; BLAS
-    # threads would only contend). The solvers' own ConvergenceWarning is silenced here,
+    # threads would only contend). liblinear's own ConvergenceWarning is silenced here,
     # not in the threads (warning filters are process-wide); non-convergence is read from
-    # n_iter_ and reported once below.
-    from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
-
+    # the iteration counts and reported once below.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        if classifier != "lbfgs":
+            from sklearn.exceptions import ConvergenceWarning  # lazily: a heavy import
+
+            warnings.simplefilter("ignore", ConvergenceWarning)
         out = map_costliest_first(
             lambda k: _explicitness_factor(
                 x_tr,

@@ -11,7 +11,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from disentkit._random import SeedLike
 from disentkit._validation import (
@@ -491,6 +490,8 @@ def sap(
         if informative.size:
             x_tr, x_te = z[split.train][:, informative], z[split.test][:, informative]
             if solver == "liblinear":
+                from joblib import Parallel, delayed  # lazily: process workers for sklearn
+
                 out = Parallel(n_jobs=n_jobs)(
                     delayed(_svc_latent)(x_tr[:, j], y_tr, x_te[:, j], y_te)
                     for j in range(informative.size)
