@@ -20,7 +20,8 @@ only; the load average is printed):
   is the median of the per-repeat ratios (target ≥ 0.95).
 - ``vectorized``: K members trained as one vectorised model (``fit_vectorized``) against K
   sequential single runs (``fit``), whole runs alternated in this process, steady-state
-  rates from the log rows after the first (K = 1, 4, 8; 8, 32 and 64 on a GPU); on a CPU
+  rates from the log rows after the first (K = 1, 4, 8; 8, 32 and 64 on a GPU), for each
+  of ``--strategies`` (``loop`` and ``threads`` on a CPU, ``vmap`` on a GPU); on a CPU
   also as many one-thread single runs in parallel processes as there are cores (the Ray
   executor's ``cpus_per_trial: 1``); ``--memory`` instead measures the peak memory of K
   members against one run in fresh processes.
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import statistics
@@ -199,7 +201,7 @@ def _config(args: argparse.Namespace, model: str, arch: str) -> dict[str, Any]:
             "accelerator": "gpu" if args.device == "cuda" else "cpu"}
 
 
-def vectorized_rate(cfg: dict[str, Any], k: int) -> float:
+def vectorized_rate(cfg: dict[str, Any], k: int, strategy: str = "auto") -> float:
     """Model-steps/s: K × the steps/s of K members trained as one (0: one single run)."""
     from disentkit.train import fit, fit_vectorized
     from disentkit.train.vectorized import expand_configs
@@ -207,7 +209,8 @@ def vectorized_rate(cfg: dict[str, Any], k: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         if k == 0:
             return rows_rate(fit(cfg, run_dir=Path(tmp) / "single", progress=False))
-        paths = fit_vectorized(expand_configs(cfg, seeds=f"0-{k - 1}"), tmp, progress=False)
+        paths = fit_vectorized(expand_configs(cfg, seeds=f"0-{k - 1}"), tmp, progress=False,
+                               strategy=strategy)
         return k * rows_rate(paths[0])
 
 
@@ -304,10 +307,11 @@ def part_vectorized(args: argparse.Namespace) -> None:
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     else:
         gpu = args.device == "cuda"
-        print("| model | arch | size | K | single-run steps/s | vectorised model-steps/s | "
-              "× K sequential (median of per-repeat ratios) |"
+        print("| model | arch | size | strategy | K | single-run steps/s | vectorised "
+              "model-steps/s | × K sequential (median of per-repeat ratios) |"
               + (" peak GPU MiB, single / K |" if gpu else ""))
-        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if gpu else ""))
+        print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"
+              + (" ---: |" if gpu else ""))
     for model in args.models:
         for arch in args.vectorized_archs:
             cfg = _config(args, model, arch)
@@ -328,17 +332,18 @@ def part_vectorized(args: argparse.Namespace) -> None:
                           f"{state / 2**20:.1f} |", flush=True)
                     previous = (k, peak)
                 continue
-            for k in args.k:
-                single, vec, ratio = _alternate(lambda c=cfg: vectorized_rate(c, 0),
-                                                lambda c=cfg, k=k: vectorized_rate(c, k),
-                                                args.repeats)
+            for strategy, k in itertools.product(args.strategies, args.k):
+                single, vec, ratio = _alternate(
+                    lambda c=cfg: vectorized_rate(c, 0),
+                    lambda c=cfg, k=k, s=strategy: vectorized_rate(c, k, s), args.repeats)
                 peak = ""
                 if args.device == "cuda":  # one more run of each, for the peak memory
                     one = _gpu_peak_mib(lambda c=cfg: vectorized_rate(c, 0))[1]
-                    many = _gpu_peak_mib(lambda c=cfg, k=k: vectorized_rate(c, k))[1]
+                    many = _gpu_peak_mib(
+                        lambda c=cfg, k=k, s=strategy: vectorized_rate(c, k, s))[1]
                     peak = f" {one:.0f} / {many:.0f} |"
-                print(f"| {model} | {arch} | {args.size} | {k} | {single:.2f} | {vec:.2f} | "
-                      f"{ratio:.2f} |{peak}", flush=True)
+                print(f"| {model} | {arch} | {args.size} | {strategy} | {k} | {single:.2f} | "
+                      f"{vec:.2f} | {ratio:.2f} |{peak}", flush=True)
 
 
 # --------------------------------------------------------------------------- CPU study
@@ -415,6 +420,9 @@ def main() -> None:
     parser.add_argument("--k", nargs="+", type=int, default=None,
                         help="vectorised members (default 1 4 8; 8 32 64 on a GPU)")
     parser.add_argument("--vectorized-archs", nargs="+", default=["dlib"])
+    parser.add_argument("--strategies", nargs="+", default=None,
+                        choices=["auto", "vmap", "loop", "threads"],
+                        help="vectorised strategies (default loop threads; vmap on a GPU)")
     parser.add_argument("--cpu-archs", nargs="+", default=["dlib"])
     parser.add_argument("--variants", nargs="+", default=list(CPU_VARIANTS),
                         choices=list(CPU_VARIANTS), metavar="VARIANT",
@@ -436,6 +444,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, load {load_average()}")
     if args.k is None:
         args.k = [8, 32, 64] if args.device == "cuda" else [1, 4, 8]
+    if args.strategies is None:
+        args.strategies = ["vmap"] if args.device == "cuda" else ["loop", "threads"]
     if args.part in ("trainer", "all"):
         part_trainer(args)
     if args.part in ("vectorized", "all"):

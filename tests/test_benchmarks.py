@@ -26,11 +26,13 @@ def test_training_benchmark_prints_its_ratios():
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     rows = [[c.strip() for c in m.group(1).split("|")] for m in map(ROW.match, lines) if m]
-    # the trainer against the bare loop; K = 2 vectorised; one-thread runs in parallel
-    assert len(rows) == 3, result.stdout
-    trainer, vectorized, parallel = rows
+    # the trainer against the bare loop; K = 2 vectorised by each CPU strategy; one-thread
+    # runs in parallel
+    assert len(rows) == 4, result.stdout
+    trainer, loop, threads, parallel = rows
     assert all(float(v) > 0 for v in trainer[-3:])
-    assert vectorized[0] == "2" and all(float(v) > 0 for v in vectorized[-3:])
+    for row, strategy in ((loop, "loop"), (threads, "threads")):
+        assert row[:2] == [strategy, "2"] and all(float(v) > 0 for v in row[-3:])
     assert all(float(v) > 0 for v in parallel[-3:])
     variants = {m.group(1): [c.strip() for c in m.group(2).split("|")]
                 for m in map(CPU_ROW.match, lines) if m}

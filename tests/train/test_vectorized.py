@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """``n`` intra-op threads inside the block (the ``"threads"`` strategy starts a worker
+    per thread; this module otherwise runs on one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _base(model: str, **changes):
@@ -104,6 +117,22 @@ def test_members_equal_their_single_runs(model, strategy, tmp_path):
         assert set(ours[0]) == set(theirs[0])
         for a, b in zip(ours, theirs, strict=True):
             assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
+    assert _max_diff(paths[0], paths[1]) > 100 * ATOL  # the members are different runs
+
+
+@pytest.mark.parametrize("model", ["qlae", "beta_vae"])
+def test_threaded_members_equal_their_single_runs(model, tmp_path):
+    # Two workers, each member's operations on one thread; the single runs on two threads,
+    # channels-last (memory_format="auto"): equal up to float rounding of the reductions.
+    configs = expand_configs(_base(model, memory_format="auto"), seeds="0-2")
+    with _torch_threads(2):
+        paths = fit_vectorized(configs, tmp_path / "vec", progress=False, strategy="threads")
+        assert torch.get_num_threads() == 2  # the workers' setting does not leak
+        for cfg, path in zip(configs, paths, strict=True):
+            single = fit(cfg, run_dir=tmp_path / f"single{cfg.seed}", progress=False)
+            assert _max_diff(path, single) < LAYOUT_ATOL
+            for a, b in zip(_rows(path), _rows(single), strict=True):
+                assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
     assert _max_diff(paths[0], paths[1]) > 100 * ATOL  # the members are different runs
 
 
@@ -279,7 +308,8 @@ def test_what_cannot_be_vectorised_is_refused_with_the_reason(tmp_path):
 
 
 def test_an_unknown_strategy_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"strategy must be one of \['auto', 'vmap', 'loop'\]"):
+    with pytest.raises(ValueError, match=r"strategy must be one of \['auto', 'vmap', 'loop', "
+                                         r"'threads'\]"):
         fit_vectorized(expand_configs(_base("ae"), seeds="0,1"), tmp_path, strategy="fast")
 
 
@@ -323,8 +353,10 @@ def test_every_vectorisable_model_matches_its_single_runs(name, tmp_path):
     configs = expand_configs(_base(name, steps=2, batch_size=4, log_every=1,
                                    checkpoint_every=2), seeds="0,1")
     singles = [fit(c, run_dir=tmp_path / f"single{c.seed}", progress=False) for c in configs]
-    for strategy in ("loop", "vmap"):
-        paths = fit_vectorized(configs, tmp_path / strategy, progress=False, strategy=strategy)
+    for strategy in ("loop", "vmap", "threads"):
+        with _torch_threads(2 if strategy == "threads" else 1):  # threads: two workers
+            paths = fit_vectorized(configs, tmp_path / strategy, progress=False,
+                                   strategy=strategy)
         for path, single in zip(paths, singles, strict=True):
             if strategy == "loop":  # the single run's kernels and arithmetic: bit for bit
                 assert _same_weights(path, single)

@@ -15,10 +15,16 @@ One iteration at step ``t``:
      launches per operation): ``torch.func.vmap`` over the members of ``torch.func.grad``
      through ``functional_call``, one batched computation;
    - ``"loop"`` (the default on a CPU, where vmap's grouped convolutions are slower than
-     separate ones and copy activations): member after member, plain autograd on the
-     member's own model, whose parameters are views of its slice of the stacked tensors (laid
-     out as its single run's, e.g. channels-last) and whose gradients accumulate into its
-     slice of one stacked buffer; one member's activations at a time;
+     separate ones and copy activations): member after member, plain autograd on the member's own
+     model, whose parameters are views of its slice of the stacked tensors (laid out as its
+     single run's, e.g. channels-last) and whose gradients accumulate into its slice of one
+     stacked buffer; one member's activations at a time;
+   - ``"threads"`` (CPU, opt-in): the loop's members side by side on one worker thread per
+     intra-op thread of the process (``torch.get_num_threads()``), each worker running its
+     members' operations, and a share of the update, on one core; for CPUs with more cores
+     than a small model's operations split over well. On 2 cores it measured no faster than
+     the loop (``benchmarks/train.py --part vectorized --strategies threads loop``). One
+     member's activations per worker;
 3. element-wise gradient value clipping per parameter group, as the single trainer does;
 4. one Adam/AdamW update of every stacked parameter, written out with the same arithmetic
    as ``torch.optim.Adam``'s single-tensor CPU path; a hyper-parameter that differs between
@@ -33,6 +39,8 @@ member sees the batches, initial weights and noise of the single run with its co
 Equality with single runs. On the CPU, with ``"loop"``, a member's final weights equal the
 single run's **bit for bit** (same kernels, same layout, and the update below; tested for
 every vectorisable model) where its learning rate and weight decay are the other members';
+with ``"threads"`` up to float rounding: a kernel on one thread may sum a reduction (the
+gradient of a convolution's weights) in another order than on several, an ulp or so;
 with ``"vmap"`` up to float rounding: vmap batches the convolutions and matrix products
 differently, an ulp or so per operation; the tests bound the largest absolute difference
 after a few steps by 2e-5 (one Adam step moves a weight by up to ``lr``, 1e-3). Where lr and
@@ -124,7 +132,7 @@ __all__ = [
 #: ``vectorized_options``); ``eval`` and ``loggers`` only act outside the training step
 MEMBER_FIELDS = ("seed", "lr", "optimizer.weight_decay", "eval", "loggers")
 #: how :func:`fit_vectorized` takes the members' gradients
-STRATEGIES = ("auto", "vmap", "loop")
+STRATEGIES = ("auto", "vmap", "loop", "threads")
 _SEEDS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
@@ -396,13 +404,15 @@ def _per_member(values: list[float], like: Any) -> float | Any:
 
 
 def _adam_step(group: _Group, params: Mapping[str, Any], grads: Mapping[str, Any],
-               state: Mapping[str, dict[str, Any]], step: int) -> None:
-    """One Adam/AdamW step of stacked ``(K, ...)`` parameters, in place; the arithmetic of
-    ``torch.optim.Adam``'s single-tensor path, with per-member lr and decay."""
+               state: Mapping[str, dict[str, Any]], step: int,
+               names: Iterable[str] | None = None) -> None:
+    """One Adam/AdamW step of stacked ``(K, ...)`` parameters (``names``, default the
+    group's), in place; the arithmetic of ``torch.optim.Adam``'s single-tensor path, with
+    per-member lr and decay."""
     beta1, beta2 = group.betas
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    for name in group.names:
+    for name in group.names if names is None else names:
         p, g, s = params[name], grads[name], state[name]
         if any(w != 0 for w in group.weight_decay):
             if group.decoupled:
@@ -552,8 +562,9 @@ def fit_vectorized(
             member without a run starts one. Changes allowed as for :func:`fit`.
         progress: show a progress bar (a line per logged step when not on a terminal).
         strategy: how the members' gradients are taken (see the module docstring):
-            ``"vmap"`` (one batched computation), ``"loop"`` (member after member), or
-            ``"auto"``: ``vmap`` on a GPU, ``loop`` on a CPU.
+            ``"vmap"`` (one batched computation), ``"loop"`` (member after member, bit for
+            bit the single runs), ``"threads"`` (the loop's members side by side, a core
+            each), or ``"auto"``: ``vmap`` on a GPU, ``loop`` on a CPU.
 
     Returns:
         the K run directories, in the order of ``configs``; each holds what :func:`fit`
@@ -711,9 +722,10 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
         and len({json.dumps(c.model_options.get(key)) for c in cfgs}) > 1
     }
     step_fn = _step_function(module, template, generators) if strategy == "vmap" else None
-    channels_last = strategy == "loop" and uses_channels_last(lead, device.type)
+    per_member = strategy in ("loop", "threads")
+    channels_last = per_member and uses_channels_last(lead, device.type)
     grad_buffers: dict[str, Any] = {}
-    if strategy == "loop":
+    if per_member:
         # each member's parameters become views of its slice of the stacked tensors, laid out
         # as its single run's, and its gradients accumulate into its slice of one buffer
         with torch.no_grad():
@@ -725,9 +737,9 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
                     member_params[i][name].grad = grad_buffers[name][i]
 
     def sync_members() -> list[Any]:
-        """The members with the stacked weights of the current step (with ``"loop"`` their
-        parameters are views of the stack already)."""
-        if strategy == "loop":
+        """The members with the stacked weights of the current step (with ``"loop"`` and
+        ``"threads"`` their parameters are views of the stack already)."""
+        if per_member:
             return models
         with torch.no_grad():
             for i, model in enumerate(models):
@@ -775,46 +787,63 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
     reporter.note(("resuming" if start else "training") + f" {k_members} members as one "
                   f"vectorised model in {where}" + (f" at step {start}" if start else ""))
 
-    def member_grads(t: int, batches: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``strategy="loop"``: each member's forward and backward in turn, as its single
-        run takes them, into the stacked gradient buffers."""
-        logged: dict[str, list[Any]] = {}
+    def member_grad(i: int, images: Any, t: int) -> dict[str, Any]:
+        """Member ``i``'s forward and backward, as its single run takes them, into its
+        slices of the stacked gradient buffers; its logged values."""
         for buffer in grad_buffers.values():
-            buffer.zero_()
-        for ((images, _), loader, model, generator) in zip(batches, loaders, models,
-                                                           generators, strict=True):
-            x = to_float(images, device, max_value=loader.max_value,
-                         channels_last=channels_last)
+            buffer[i].zero_()
+        x = to_float(images, device, max_value=loaders[i].max_value,
+                     channels_last=channels_last)
 
-            def draw(like: Any, generator: Any = generator) -> Any:
-                return torch.randn(like.shape, generator=generator, dtype=like.dtype,
-                                   device=like.device)
+        def draw(like: Any) -> Any:
+            return torch.randn(like.shape, generator=generators[i], dtype=like.dtype,
+                               device=like.device)
 
-            with noise_source(draw):
-                total, terms = model.loss(x, model(x), t)
-            total.backward()
-            for key, value in {"loss": total, **dict(terms)}.items():
-                logged.setdefault(key, []).append(torch.as_tensor(value).detach().float().mean())
-        return grad_buffers, {key: torch.stack(v) for key, v in logged.items()}
+        with noise_source(draw):  # a context variable: each worker thread has its own
+            total, terms = models[i].loss(x, models[i](x), t)
+        total.backward()
+        return {key: torch.as_tensor(value).detach().float().mean()
+                for key, value in {"loss": total, **dict(terms)}.items()}
+
+    def member_grads(t: int, batches: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``"loop"``/``"threads"``: every member's :func:`member_grad`, in turn or on the
+        worker threads."""
+        images = [b[0] for b in batches]
+        if workers is None:
+            out = [member_grad(i, images[i], t) for i in range(k_members)]
+        else:
+            out = list(workers.map(lambda i: member_grad(i, images[i], t), range(k_members)))
+        return grad_buffers, {key: torch.stack([o[key] for o in out]) for key in out[0]}
 
     def step(t: int, batches: Any) -> dict[str, Any]:
-        if strategy == "loop":
+        if per_member:
             grads, logged = member_grads(t, batches)
         else:
             x = torch.stack([to_float(images, device, max_value=loader.max_value)
                              for (images, _), loader in zip(batches, loaders, strict=True)])
             grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
-        with torch.no_grad():
-            for group in groups:
+        def update(group: _Group, name: str) -> None:
+            with torch.no_grad():
                 if group.clip_value is not None:
-                    for name in group.names:
-                        grads[name].clamp_(-group.clip_value, group.clip_value)
-                _adam_step(group, trainable, grads, adam_state, t + 1)
+                    grads[name].clamp_(-group.clip_value, group.clip_value)
+                _adam_step(group, trainable, grads, adam_state, t + 1, names=(name,))
+
+        updates = [(group, name) for group in groups for name in group.names]
+        if workers is None:
+            for group, name in updates:
+                update(group, name)
+        else:  # element-wise, so the same numbers on a worker's one thread
+            list(workers.map(lambda u: update(*u), updates))
         return logged
 
     status = "failed"
+    stack = ExitStack()
+    workers = None
+    n_workers = min(k_members, torch.get_num_threads())
+    if strategy == "threads" and device.type == "cpu" and n_workers > 1:
+        workers = stack.enter_context(_one_thread_workers(n_workers))
     try:
-        with reporter:
+        with stack, reporter:
             drive(zip(*loaders, strict=True), step, cfg=lead, start=start, members=k_members,
                   records=records, save=save, reporter=reporter, score_models=sync_members,
                   where=lambda i: f"member {paths[i]}")
@@ -823,13 +852,32 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
         for record in records:
             record.close(status)
     with torch.no_grad():  # each member's own weights again, no longer views of the stack
-        for own in member_params if strategy == "loop" else ():
+        for own in member_params if per_member else ():
             for name in trainable_names:
                 own[name].data = own[name].data.clone()
                 own[name].grad = None
     for cfg, model, path in zip(cfgs, models, paths, strict=True):
         save_run_model(model, cfg, dataset, path)
     return paths
+
+
+@contextmanager
+def _one_thread_workers(n: int) -> Any:
+    """A pool of ``n`` threads whose torch operations each run on one intra-op thread;
+    the process's thread setting is restored afterwards (a worker's
+    ``torch.set_num_threads(1)`` binds its own OpenMP threads, and sets the default that
+    threads starting later inherit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="disentkit-member",
+                                initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _named_tensor(model: Any, name: str) -> Any:
