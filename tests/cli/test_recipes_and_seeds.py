@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import torch
 import yaml
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from disentkit.cli import app
@@ -85,6 +87,23 @@ def test_train_seeds_writes_one_ordinary_run_directory_per_member(tmp_path) -> N
         member = run / f"seed{seed}"
         assert json.loads((member / "config.json").read_text())["seed"] == seed
         assert (member / "model.safetensors").is_file() and (member / "metrics.json").is_file()
+    threaded = runner.invoke(app, [
+        "train", "--model", "ae", "--data", "xyobject_tiny", "--seeds", "0-1", "--steps", "3",
+        "--batch-size", "8", "--run-dir", str(tmp_path / "threads"), "--vectorize", "threads",
+        "--no-evaluate", "--no-report", "--no-progress"])
+    assert threaded.exit_code == 0, threaded.output
+    assert "note: on a CPU" not in threaded.output  # members side by side, not in turn
+    for seed in (0, 1):  # the same runs up to float rounding
+        ours = load_file(tmp_path / "threads" / f"seed{seed}" / "model.safetensors")
+        theirs = load_file(run / f"seed{seed}" / "model.safetensors")
+        assert all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in theirs)
+    for flags, message in ((["--seeds", "0-1", "--vectorize", "fast"], "--vectorize must be "
+                            "one of auto, vmap, loop, threads; received 'fast'"),
+                           (["--vectorize", "loop"], "--vectorize loop needs members")):
+        bad = runner.invoke(app, ["train", "--model", "ae", "--data", "xyobject_tiny",
+                                  "--steps", "2", "--run-dir", str(tmp_path / "bad"), *flags])
+        assert bad.exit_code == 2 and message in " ".join(bad.output.split()), bad.output
+        assert not (tmp_path / "bad").exists()
     refused = runner.invoke(app, ["train", "--model", "vq_vae", "--data", "xyobject_tiny",
                                   "--seeds", "0-1", "--steps", "2", "--run-dir",
                                   str(tmp_path / "vq"), "--no-progress"])

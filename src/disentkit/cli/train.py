@@ -169,6 +169,14 @@ def train_command(
                      "numeric option too, e.g. --set-list model.beta=1,4,8 (with --seeds: "
                      "every combination); repeatable.", show_default=False),
     ] = None,
+    vectorize: Annotated[
+        str,
+        typer.Option("--vectorize", metavar="STRATEGY",
+                     help="With --seeds/--set-list, how the members' gradients are taken: "
+                     "auto (vmap on a GPU, loop on a CPU), vmap (one batched computation), "
+                     "loop (member after member, bit for bit the single runs) or threads "
+                     "(members side by side, a CPU core each)."),
+    ] = "auto",
     recipe: Annotated[
         str | None,
         typer.Option("--recipe", help="Start from a shipped recipe (published settings), e.g. "
@@ -257,9 +265,15 @@ def train_command(
             typer.echo(resolved_config_text(cfg), nl=False)
             return
         from disentkit.train import fit
-        from disentkit.train.vectorized import train_members
+        from disentkit.train.vectorized import STRATEGIES, train_members
 
         vectorised = seeds is not None or bool(set_list)
+        if vectorize not in STRATEGIES:
+            raise ValueError(f"--vectorize must be one of {', '.join(STRATEGIES)}; received "
+                             f"{vectorize!r}")
+        if vectorize != "auto" and not vectorised:
+            raise ValueError(f"--vectorize {vectorize} needs members to vectorise: add "
+                             "--seeds (e.g. 0-3) or --set-list")
         what = f"seeds {seeds}" if seeds is not None else f"seed {cfg.seed}"
         if set_list:
             what += ", " + ", ".join(set_list)
@@ -267,7 +281,7 @@ def train_command(
                        f"(batch {cfg.batch_size}, {what}"
                        f"{', vectorised' if vectorised else ''})", style="dim"),
                   soft_wrap=True)
-        if vectorised and _on_cpu(cfg.accelerator):
+        if vectorised and _on_cpu(cfg.accelerator) and vectorize in ("auto", "loop"):
             err.print(Text("note: on a CPU, vectorised members train at the speed of the same "
                            "runs one after another (the members are stepped in turn there, "
                            "bit-identical to single runs); vectorising pays on a GPU. See "
@@ -275,7 +289,8 @@ def train_command(
                       soft_wrap=True)
         try:
             paths = (train_members(cfg, seeds=seeds, set_lists=set_list or (),
-                                   run_dir=run_dir, resume=resume, progress=progress)
+                                   run_dir=run_dir, resume=resume, progress=progress,
+                                   strategy=vectorize)
                      if vectorised else
                      [fit(cfg, run_dir=run_dir, resume=resume, progress=progress)])
         except KeyboardInterrupt:

@@ -898,12 +898,13 @@ def train_members(
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    strategy: str = "auto",
 ) -> list[Path]:
     """What ``disentkit train --seeds 0-7 --set-list model.beta=1,4`` does before scoring.
 
     Expands ``config`` (:func:`expand_configs`), names the members' run directories
     (:func:`member_run_dirs`: ``RUN_DIR/seed<k>...``, or ``runs/<model>-<data>-seed<k>...``)
-    and trains them with :func:`fit_vectorized`.
+    and trains them with :func:`fit_vectorized` (``strategy``: see there).
 
     Returns:
         the members' run directories.
@@ -912,4 +913,4 @@ def train_members(
     if resume and run_dir is None:
         raise ValueError("--resume needs --run-dir DIR (the directory holding the members)")
     return fit_vectorized(configs, member_run_dirs(configs, run_dir) if run_dir is not None
-                          else None, resume=resume, progress=progress)
+                          else None, resume=resume, progress=progress, strategy=strategy)
