@@ -110,8 +110,7 @@ def fit_logistic(
         res = minimize(loss_grad, np.zeros(f + 1), **_lbfgs(max_iter, tol))
         w = res.x.reshape(1, f + 1)
     else:
-        onehot = np.zeros((n, k))
-        onehot[np.arange(n), codes] = 1.0
+        rows = np.arange(n)
 
         def loss_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
             w = flat.reshape((k, f + 1), order="F")
@@ -119,9 +118,11 @@ def fit_logistic(
             top = raw.max(axis=1, keepdims=True)
             e = np.exp(raw - top)
             s = e.sum(axis=1, keepdims=True)
-            picked = np.sum(raw * onehot, axis=1)
+            picked = raw[rows, codes]  # each row's own class
             loss = float(np.sum(weight * (np.log(s[:, 0]) + top[:, 0] - picked)) / total)
-            g = (weight / total)[:, None] * (e / s - onehot)  # (n, K)
+            g = e / s
+            g[rows, codes] -= 1.0  # softmax minus the one-hot target
+            g *= (weight / total)[:, None]  # (n, K)
             grad = np.empty((k, f + 1), order="F")
             grad[:, :f] = np.asarray(xt @ g).T + penalty * w[:, :f]
             grad[:, f] = g.sum(axis=0)

@@ -20,13 +20,17 @@ _MAX_THREADS = 8
 _SERIAL_WORK = 2**20  # below this many elements, no thread pool
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def n_threads() -> int:
     """Worker threads for the compiled loops (the cores this process may use, at most 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, _MAX_THREADS))
+    return max(1, min(_usable_cores(), _MAX_THREADS))
 
 
 def effective_n_jobs(n_jobs: int) -> int:
@@ -42,10 +46,7 @@ def effective_n_jobs(n_jobs: int) -> int:
     """
     if n_jobs > 0:
         return n_jobs
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    cores = _usable_cores()
     cap = os.environ.get("LOKY_MAX_CPU_COUNT", "")
     if cap.strip().isdigit() and int(cap) > 0:
         cores = min(cores, int(cap))

@@ -15,10 +15,10 @@ One iteration at step ``t``:
      launches per operation): ``torch.func.vmap`` over the members of ``torch.func.grad``
      through ``functional_call``, one batched computation;
    - ``"loop"`` (the default on a CPU, where vmap's grouped convolutions are slower than
-     separate ones and copy activations): member after member, plain autograd on the member's own
-     model, whose parameters are views of its slice of the stacked tensors (laid out as its
-     single run's, e.g. channels-last) and whose gradients accumulate into its slice of one
-     stacked buffer; one member's activations at a time;
+     separate ones and copy activations): member after member, plain autograd on the
+     member's own model, whose parameters are views of its slice of the stacked tensors (laid
+     out as its single run's, e.g. channels-last) and whose gradients accumulate into its
+     slice of one stacked buffer; one member's activations at a time;
    - ``"threads"`` (CPU, opt-in): the loop's members side by side on one worker thread per
      intra-op thread of the process (``torch.get_num_threads()``), each worker running its
      members' operations, and a share of the update, on one core; for CPUs with more cores
@@ -403,32 +403,31 @@ def _per_member(values: list[float], like: Any) -> float | Any:
         -1, *([1] * (like.ndim - 1)))
 
 
-def _adam_step(group: _Group, params: Mapping[str, Any], grads: Mapping[str, Any],
-               state: Mapping[str, dict[str, Any]], step: int,
-               names: Iterable[str] | None = None) -> None:
-    """One Adam/AdamW step of stacked ``(K, ...)`` parameters (``names``, default the
-    group's), in place; the arithmetic of ``torch.optim.Adam``'s single-tensor path, with
-    per-member lr and decay."""
+def _adam_step(group: _Group, p: Any, g: Any, s: dict[str, Any], step: int) -> None:
+    """One Adam/AdamW step of a stacked ``(K, ...)`` parameter ``p`` of ``group`` with its
+    gradient ``g`` (value-clipped first where the group clips) and Adam state ``s``, in
+    place; the arithmetic of ``torch.optim.Adam``'s single-tensor path, with per-member lr
+    and decay. Element-wise: the same numbers on any number of threads."""
     beta1, beta2 = group.betas
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    for name in group.names if names is None else names:
-        p, g, s = params[name], grads[name], state[name]
-        if any(w != 0 for w in group.weight_decay):
-            if group.decoupled:
-                p.mul_(_per_member([1 - lr * w for lr, w in
-                                    zip(group.lr, group.weight_decay, strict=True)], p))
-            else:
-                wd = _per_member(group.weight_decay, p)
-                g = g.add(p, alpha=wd) if isinstance(wd, float) else g + wd * p
-        s["exp_avg"].lerp_(g, 1 - beta1)
-        s["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (s["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group.eps)
-        step_size = _per_member([lr / bias_correction1 for lr in group.lr], p)
-        if isinstance(step_size, float):
-            p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+    if group.clip_value is not None:
+        g.clamp_(-group.clip_value, group.clip_value)
+    if any(w != 0 for w in group.weight_decay):
+        if group.decoupled:
+            p.mul_(_per_member([1 - lr * w for lr, w in
+                                zip(group.lr, group.weight_decay, strict=True)], p))
         else:
-            p.add_((-step_size) * s["exp_avg"] / denom)
+            wd = _per_member(group.weight_decay, p)
+            g = g.add(p, alpha=wd) if isinstance(wd, float) else g + wd * p
+    s["exp_avg"].lerp_(g, 1 - beta1)
+    s["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    denom = (s["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group.eps)
+    step_size = _per_member([lr / bias_correction1 for lr in group.lr], p)
+    if isinstance(step_size, float):
+        p.addcdiv_(s["exp_avg"], denom, value=-step_size)
+    else:
+        p.add_((-step_size) * s["exp_avg"] / denom)
 
 
 # --------------------------------------------------------------------------- the step
@@ -815,6 +814,8 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             out = list(workers.map(lambda i: member_grad(i, images[i], t), range(k_members)))
         return grad_buffers, {key: torch.stack([o[key] for o in out]) for key in out[0]}
 
+    updates = [(group, name) for group in groups for name in group.names]
+
     def step(t: int, batches: Any) -> dict[str, Any]:
         if per_member:
             grads, logged = member_grads(t, batches)
@@ -822,18 +823,17 @@ def _train(cfgs: list[RunConfig], paths: list[Path], dataset: Any, device: Any, 
             x = torch.stack([to_float(images, device, max_value=loader.max_value)
                              for (images, _), loader in zip(batches, loaders, strict=True)])
             grads, logged = step_fn(trainable, fixed, x, varying, t)  # (K, ...) each
-        def update(group: _Group, name: str) -> None:
-            with torch.no_grad():
-                if group.clip_value is not None:
-                    grads[name].clamp_(-group.clip_value, group.clip_value)
-                _adam_step(group, trainable, grads, adam_state, t + 1, names=(name,))
 
-        updates = [(group, name) for group in groups for name in group.names]
+        def update(u: tuple[_Group, str]) -> None:
+            group, name = u
+            with torch.no_grad():  # grad mode is per thread
+                _adam_step(group, trainable[name], grads[name], adam_state[name], t + 1)
+
         if workers is None:
-            for group, name in updates:
-                update(group, name)
-        else:  # element-wise, so the same numbers on a worker's one thread
-            list(workers.map(lambda u: update(*u), updates))
+            for u in updates:
+                update(u)
+        else:
+            list(workers.map(update, updates))
         return logged
 
     status = "failed"
