@@ -111,6 +111,7 @@ RESULTS_CSV = "results.csv"
 STATE_NAME = "study_state.json"  # the overrides (--set) a study was started with
 PAPER_CSV = "paper_table.csv"
 PAPER_MD = "paper_table.md"
+FACTOR_CSV = "factor_table.csv"
 PAIRED_PREFIX = "paired_vs_"
 RAY_DIR = "ray"
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from disentkit.cli import app
 from disentkit.study.results import run_dir
-from disentkit.study.tables import PAIRED_COLUMNS, PAPER_COLUMNS
+from disentkit.study.tables import FACTOR_COLUMNS, PAIRED_COLUMNS, PAPER_COLUMNS
 
 
 def test_study_run_with_set_then_report_writes_the_paper_table(tmp_path):
@@ -60,11 +60,27 @@ def test_study_run_with_set_then_report_writes_the_paper_table(tmp_path):
     assert set(paired["model"]) == {"ae"} and set(paired["method"]) == {"paired"}
     markdown = (out / "paper_table.md").read_text()
     assert "| model | n | InfoM | InfoE | InfoC |" in markdown
+    # per factor: the per-factor values of every run's metrics.json, by factor name
+    results = pd.read_csv(out / "results.csv")
+    assert [c for c in results.columns if c.startswith("factor.mig.")] == [
+        "factor.mig.x", "factor.mig.y", "factor.mig.scale", "factor.mig.colour"]
+    for num in range(4):
+        record = json.loads((run_dir(out, num) / "metrics.json").read_text())
+        kind = next(iter(record["representations"]))
+        entry = record["representations"][kind]["metrics"]["infomec"]["per_factor"]["infoe"]
+        assert results.loc[num, "factor.infomec.infoe.colour"] == pytest.approx(
+            entry["values"][entry["factors"].index(3)])
+    factors = pd.read_csv(out / "factor_table.csv")
+    assert list(factors.columns) == list(FACTOR_COLUMNS)
+    assert factors["factor"].unique().tolist() == ["x", "y", "scale", "colour"]
+    assert {"infomec.infoe", "mig"} <= set(factors["metric"]) and (factors["n"] == 2).all()
+    assert "### MIG per factor" in markdown and "| model | n | x | y | scale | colour |" in markdown
     page = (out / "report.html").read_text()
     head = page.index("Mean ± 95 % interval over seeds")
     assert head < page.index("<h2>Runs</h2>")  # near the top
     assert "<table class=\"paper\">" in page and "Difference to beta_vae" in page
     assert "paper_table.csv" in page and "paired by seed" in page
+    assert "<summary>Per factor</summary>" in page and "factor_table.csv" in page
 
 
 @pytest.mark.slow

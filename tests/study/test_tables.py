@@ -11,9 +11,12 @@ import pytest
 from scipy import stats
 
 from disentkit.study.report import paired_csv_name, write_paper_tables
+from disentkit.study.results import _flatten_factor_scores
 from disentkit.study.tables import (
+    FACTOR_COLUMNS,
     PAIRED_COLUMNS,
     PAPER_COLUMNS,
+    factor_table,
     paired_comparison,
     paper_markdown,
     paper_table,
@@ -172,6 +175,7 @@ def test_write_paper_tables_beside_the_results(tmp_path):
     frame.to_csv(tmp_path / "results.csv", index=False)
     paths = write_paper_tables(tmp_path)  # no qlae: the first model is the reference
     assert paths["paired_csv"].name == "paired_vs_ae.csv"
+    assert "factor_csv" not in paths and "per factor" not in paths["markdown"].read_text()
     written = pd.read_csv(paths["csv"])
     assert list(written.columns) == list(PAPER_COLUMNS)
     pd.testing.assert_frame_equal(written, paper_table(frame), check_dtype=False)
@@ -195,3 +199,66 @@ def test_paired_differences_figure_has_a_panel_per_score():
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ae", "vae"]
     with pytest.raises(ValueError, match="at least one comparison"):
         paired_differences(paired_comparison(runs({"qlae": {"mig": [0.5]}}), "qlae"))
+
+
+def test_factor_table_per_score_and_factor_matches_scipy():
+    frame = runs({"qlae": {"mig": [0.3, 0.5, 0.4], "infomec.infoe": [0.6, 0.7, 0.8],
+                           "infomec.infom": [0.7, 0.8, 0.9]},
+                  "ae": {"mig": [0.1, 0.2, 0.3], "infomec.infoe": [0.5, 0.6, 0.7],
+                         "infomec.infom": [0.5, 0.5, 0.6]}})
+    per_factor = {  # column → values of qlae's three seeds, then ae's
+        "factor.mig.shape": [0.2, 0.4, 0.3, 0.1, 0.1, 0.4],
+        "factor.mig.scale": [0.4, 0.6, 0.5, 0.1, 0.3, 0.2],
+        "factor.infomec.infoe.shape": [0.9, 0.8, 0.7, 0.9, 0.8, 1.0],
+        "factor.infomec.infoe.scale": [0.3, 0.6, np.nan, 0.1, 0.3, 0.3],
+    }
+    for column, values in per_factor.items():
+        frame[column] = values
+    table = factor_table(frame)
+    assert list(table.columns) == list(FACTOR_COLUMNS)
+    # the paper's score order (InfoE before MIG; InfoM has no per-factor values), then
+    # the factors in the results' column order
+    assert table[["model", "metric", "factor"]].values.tolist()[:4] == [
+        ["qlae", "infomec.infoe", "shape"], ["qlae", "infomec.infoe", "scale"],
+        ["qlae", "mig", "shape"], ["qlae", "mig", "scale"]]
+    assert len(table) == 8
+    for i, model in enumerate(("qlae", "ae")):
+        for column, values in per_factor.items():
+            x = np.asarray(values[3 * i: 3 * i + 3])
+            x = x[np.isfinite(x)]
+            metric, factor = column.removeprefix("factor.").rsplit(".", 1)
+            (index,) = np.flatnonzero((table["model"] == model) & (table["metric"] == metric)
+                                      & (table["factor"] == factor))
+            row = table.iloc[index]
+            low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+            assert row["n"] == len(x)
+            assert row["mean"] == pytest.approx(x.mean())
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+    best = table[table["best"]]
+    assert best[["model", "metric", "factor"]].values.tolist() == [
+        ["qlae", "infomec.infoe", "scale"], ["qlae", "mig", "shape"],
+        ["qlae", "mig", "scale"], ["ae", "infomec.infoe", "shape"]]
+    assert factor_table(frame, metrics=["mig"])["metric"].unique().tolist() == ["mig"]
+    assert factor_table(frame, metrics=["infomec.infom"]).empty
+    text = paper_markdown(paper_table(frame), factors=table)
+    assert "### MIG per factor" in text and "| model | n | shape | scale |" in text
+    assert "| ae | 3 | **0.900 ± 0.248** | 0.233 ± 0.287 |" in text
+    assert "### InfoE per factor" in text and "(n=2)" in text  # qlae's NaN for scale
+
+
+def test_per_factor_records_become_named_columns():
+    records = {
+        "mig": {"per_factor": {"score": {"factors": [0, 2], "values": [0.25, 0.5]}}},
+        "infomec": {"per_factor": {"infoe": {"factors": [1], "values": [0.75]},
+                                   "infoc": {"factors": [0, 3], "values": [0.1, 0.2]}}},
+        "dci": {"disentanglement": 0.4},  # no per-factor record
+    }
+    row: dict = {}
+    _flatten_factor_scores(records, ["a", "b", "c"], row)  # factor 3 has no name
+    assert row == {"factor.mig.a": 0.25, "factor.mig.c": 0.5,
+                   "factor.infomec.infoe.b": 0.75, "factor.infomec.infoc.a": 0.1,
+                   "factor.infomec.infoc.f3": 0.2}
+    row = {}
+    _flatten_factor_scores(records, None, row)
+    assert set(row) == {"factor.mig.f0", "factor.mig.f2", "factor.infomec.infoe.f1",
+                        "factor.infomec.infoc.f0", "factor.infomec.infoc.f3"}

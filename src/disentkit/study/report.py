@@ -9,9 +9,11 @@ long table: it shows, from the top,
 - the study's name (``study.yaml``'s ``name``, else the directory's name);
 - the paper-style table (:mod:`disentkit.study.tables`): per dataset and model, mean ±
   95 % Student-t interval over seeds of InfoM, InfoE, InfoC, DCI and MIG with the best
-  per column marked, and each model's difference to a reference model (default
-  ``qlae``); also written beside the results as ``paper_table.csv``,
-  ``paired_vs_<reference>.csv`` and ``paper_table.md`` (:func:`write_paper_tables`);
+  per column marked, each model's difference to a reference model (default ``qlae``),
+  and, folded, the scores that decompose over factors factor by factor (which factors
+  each model captures); also written beside the results as ``paper_table.csv``,
+  ``paired_vs_<reference>.csv``, ``factor_table.csv`` and ``paper_table.md``
+  (:func:`write_paper_tables`);
 - how many runs are done, failed and pending, per model;
 - the study figures of :mod:`disentkit.viz.study_figures` (also written as PNGs to
   ``STUDY_DIR/figures/``): scores per model, scores per hyper-parameter value, rank
@@ -42,6 +44,7 @@ from disentkit._atomic import atomic_write
 from disentkit._validation import DisentkitWarning
 from disentkit._version import __version__
 from disentkit.rundir import (
+    FACTOR_CSV,
     FIGURES_DIR,
     PAPER_CSV,
     PAPER_MD,
@@ -52,11 +55,14 @@ from disentkit.rundir import (
 )
 from disentkit.study.results import read_results
 from disentkit.study.tables import (
+    FACTOR_TEXT,
+    factor_table,
     higher_is_better,
     paired_comparison,
     paper_markdown,
     paper_table,
     score_label,
+    wide_factor_table,
     wide_paired_table,
     wide_paper_table,
 )
@@ -463,20 +469,21 @@ def _traversals_section(
 def _paper_frames(
     table: pd.DataFrame, metrics: Sequence[str] | None, reference: str | None,
     confidence: float,
-) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
-    """The paper table, the paired comparison (``None`` without a reference) and the
-    reference: ``reference``, else ``qlae`` when it has finished runs (its first setting
-    when it has several), else the first model of the table."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None, pd.DataFrame]:
+    """The paper table, the paired comparison (``None`` without a reference), the
+    reference (``reference``, else ``qlae`` when it has finished runs (its first setting
+    when it has several), else the first model of the table) and the per-factor table."""
     paper = paper_table(table, metrics, confidence=confidence)
+    factors = factor_table(table, metrics, confidence=confidence)
     labels = list(dict.fromkeys(paper["model"]))
     if reference is None:
         if not labels:
-            return paper, None, None
+            return paper, None, None, factors
         default = [label for label in labels if label == DEFAULT_REFERENCE
                    or label.startswith(f"{DEFAULT_REFERENCE} (")]
         reference = (default or labels)[0]
     paired = paired_comparison(table, reference, metrics, confidence=confidence)
-    return paper, paired, reference
+    return paper, paired, reference, factors
 
 
 def _metric_ids(table: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
@@ -492,15 +499,19 @@ def _metric_ids(table: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
 
 def _write_paper_files(study: Path, table: pd.DataFrame, name: str, paper: pd.DataFrame,
                        paired: pd.DataFrame | None, reference: str | None,
-                       confidence: float) -> dict[str, Path]:
+                       factors: pd.DataFrame, confidence: float) -> dict[str, Path]:
     study.mkdir(parents=True, exist_ok=True)
     paths = {"csv": atomic_write(study / PAPER_CSV,
                                  lambda tmp: paper.to_csv(tmp, index=False))}
     if paired is not None and reference is not None:
         paths["paired_csv"] = atomic_write(study / paired_csv_name(reference),
                                            lambda tmp: paired.to_csv(tmp, index=False))
+    if len(factors):
+        paths["factor_csv"] = atomic_write(study / FACTOR_CSV,
+                                           lambda tmp: factors.to_csv(tmp, index=False))
     text = paper_markdown(paper, paired, title=f"Study {name}", confidence=confidence,
-                          metric_ids=_metric_ids(table, list(paper["metric"])))
+                          metric_ids=_metric_ids(table, list(paper["metric"])),
+                          factors=factors)
     paths["markdown"] = atomic_write(study / PAPER_MD,
                                      lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return paths
@@ -522,7 +533,11 @@ def write_paper_tables(
       model, metric, n, mean, ci_low, ci_high, best``;
     - ``paired_vs_<reference>.csv``: ``dataset, model, reference, metric, method, n,
       n_reference, difference, ci_low, ci_high`` (not written without finished runs);
-    - ``paper_table.md``: both as Markdown tables.
+    - ``factor_table.csv``: the scores that decompose over factors, factor by factor
+      (:func:`disentkit.study.tables.factor_table`): ``dataset, model, metric, factor, n,
+      mean, ci_low, ci_high, best`` (not written when the results have no per-factor
+      columns);
+    - ``paper_table.md``: all three as Markdown tables.
 
     Args:
         study_dir: the study directory.
@@ -536,8 +551,8 @@ def write_paper_tables(
         confidence: the intervals' coverage.
 
     Returns:
-        the written paths under the keys ``csv``, ``paired_csv`` (when written) and
-        ``markdown``.
+        the written paths under the keys ``csv``, ``paired_csv`` and ``factor_csv``
+        (when written) and ``markdown``.
 
     Raises:
         FileNotFoundError: no results table.
@@ -554,9 +569,9 @@ def write_paper_tables(
     """
     study = Path(study_dir).expanduser()
     table = _load(study, results)
-    paper, paired, ref = _paper_frames(table, metrics, reference, confidence)
+    paper, paired, ref, factors = _paper_frames(table, metrics, reference, confidence)
     name = _study_name(study) if study.is_dir() else study.name
-    return _write_paper_files(study, table, name, paper, paired, ref, confidence)
+    return _write_paper_files(study, table, name, paper, paired, ref, factors, confidence)
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
@@ -598,7 +613,7 @@ def _paired_figure(study: Path, paired: pd.DataFrame, reference: str) -> str:
 
 def _paper_section(study: Path, table: pd.DataFrame, paper: pd.DataFrame,
                    paired: pd.DataFrame | None, reference: str | None,
-                   files: Sequence[str], confidence: float) -> str:
+                   factors: pd.DataFrame, files: Sequence[str], confidence: float) -> str:
     pct = f"{confidence * 100:g} %"
     parts = [f"<h2 id=\"paper-table\">Mean ± {pct} interval over seeds</h2>"]
     if paper.empty:
@@ -634,6 +649,14 @@ def _paper_section(study: Path, table: pd.DataFrame, paper: pd.DataFrame,
                     parts.append(f"<h4>{_e(dataset)}</h4>")
                 parts.append(_html_table(header, rows, text_columns=(0, -1)))
             parts.append(_paired_figure(study, paired, reference))
+    if len(factors):
+        parts.append(f"<details><summary>Per factor</summary>\n"
+                     f"<p>{_e(FACTOR_TEXT.format(pct=pct))}</p>")
+        for dataset, label, header, rows in wide_factor_table(factors):
+            parts.append(f"<h4>{_e(label)} per factor"
+                         + (f", {_e(dataset)}" if headed else "") + "</h4>")
+            parts.append(_html_table(header, rows))
+        parts.append("</details>")
     if files:
         listed = ", ".join(f"<code>{_e(f)}</code>" for f in files)
         parts.append(f"<p class=\"meta\">Also written to the study directory: {listed}.</p>")
@@ -675,7 +698,7 @@ def write_study_report(
         out: path of the page (default ``study_dir/report.html``). Study figures are
             written to ``study_dir/figures/`` either way, and the paper-style tables
             to ``study_dir`` (``paper_table.csv``, ``paired_vs_<reference>.csv``,
-            ``paper_table.md``).
+            ``factor_table.csv``, ``paper_table.md``).
         progress: called with a short label before each figure (and before drawing a
             run's missing traversals).
 
@@ -707,9 +730,9 @@ def write_study_report(
     rank_by = _primary(table, primary, scores)
     name = _study_name(study) if study.is_dir() else study.name
 
-    paper, paired, ref = _paper_frames(table, metrics, reference, 0.95)
-    written = _write_paper_files(study, table, name, paper, paired, ref, 0.95)
-    paper_html = _paper_section(study, table, paper, paired, ref,
+    paper, paired, ref, factors = _paper_frames(table, metrics, reference, 0.95)
+    written = _write_paper_files(study, table, name, paper, paired, ref, factors, 0.95)
+    paper_html = _paper_section(study, table, paper, paired, ref, factors,
                                 [path.name for path in written.values()], 0.95)
     figures = _figures_section(study, table, scores, progress)
     traversals = _traversals_section(study, table, rank_by, progress)

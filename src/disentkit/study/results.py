@@ -19,6 +19,12 @@ Columns (one row per run of the spec, in model-number order):
   :func:`disentkit.metrics.evaluate`'s flat keys (``score.mig``, ``score.mig.ci_low``,
   ``score.dci.disentanglement``, ...); ``baseline.<kind>.<key>`` for baselines;
   ``metric_id.<metric>`` for the metric IDs;
+- ``factor.<key>.<factor>`` (last; factors in the dataset's order): the per-factor
+  values of every score that decomposes over factors (``metrics.json``'s ``per_factor``
+  records: ``factor.infomec.infoe.scale``, ``factor.mig.shape``,
+  ``factor.dci.completeness.floor_hue``, ...), named by the dataset's factor names
+  (``f<k>`` when ``metrics.json`` has none); a factor a metric skipped (one value) has
+  no value;
 - ``recon.bce_per_pixel``, ``recon.mse_per_pixel``: reconstruction error on the
   evaluation images.
 """
@@ -49,6 +55,9 @@ from disentkit.study.overrides import override_runs, read_overrides
 from disentkit.study.spec import RunSpec, StudySpec, expand, run_name
 
 STATUSES = ("done", "failed", "pending")
+#: the prefix of the per-factor columns (``factor.<score key>.<factor name>``)
+FACTOR_PREFIX = "factor."
+
 #: the columns every row has, first, in this order
 IDENTITY_COLUMNS = ("model_num", "run_name", "run_dir", "status", "error", "attempts",
                     "dataset", "model", "seed", "steps", "train_seconds", "eval_seconds",
@@ -91,6 +100,27 @@ def _flatten_scores(scores: dict[str, Any], row: dict[str, Any]) -> None:
             row[column] = float(value)
 
 
+def _flatten_factor_scores(records: dict[str, Any], names: Any,
+                           row: dict[str, Any]) -> None:
+    """``factor.<key>.<factor>`` columns from each metric record's ``per_factor`` entry
+    (``{score: {"factors": [k, ...], "values": [v, ...]}}``; ``"score"`` is the metric's
+    only score, keyed by the metric's name as in :func:`disentkit.metrics.evaluate`)."""
+    for metric, record in records.items():
+        if not isinstance(record, dict):
+            continue
+        for score, entry in (record.get("per_factor") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            key = metric if score == "score" else f"{metric}.{score}"
+            for k, value in zip(entry.get("factors") or (), entry.get("values") or (),
+                                strict=False):
+                if not isinstance(k, int) or not isinstance(value, (int, float)):
+                    continue
+                name = (str(names[k]) if isinstance(names, list) and 0 <= k < len(names)
+                        else f"f{k}")
+                row[f"{FACTOR_PREFIX}{key}.{name}"] = float(value)
+
+
 def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
     """One results row for ``run`` (see the module docstring for the columns)."""
     path = run_dir(study_dir, run.model_num)
@@ -129,6 +159,8 @@ def run_row(study_dir: Path, run: RunSpec) -> dict[str, Any]:
         kind = next(iter(reps))
         row["representation"] = kind
         _flatten_scores(reps[kind].get("scores") or {}, row)
+        names = (metrics.get("dataset") or {}).get("factor_names")
+        _flatten_factor_scores(reps[kind].get("metrics") or {}, names, row)
     recon = metrics.get("reconstruction") or {}
     for key in ("bce_per_pixel", "mse_per_pixel"):
         value = recon.get(key)
@@ -167,8 +199,10 @@ def collect(study_dir: str | os.PathLike[str], spec: StudySpec | None = None,
     rows = [run_row(study, r) for r in runs]
     frame = pd.DataFrame(rows)
     hp = sorted(c for c in frame.columns if c.startswith("hp."))
-    rest = sorted(c for c in frame.columns if c not in IDENTITY_COLUMNS and c not in hp)
-    return frame[[*IDENTITY_COLUMNS, *hp, *rest]]
+    factor = [c for c in frame.columns if c.startswith(FACTOR_PREFIX)]  # the dataset's order
+    rest = sorted(c for c in frame.columns
+                  if c not in IDENTITY_COLUMNS and c not in hp and c not in factor)
+    return frame[[*IDENTITY_COLUMNS, *hp, *rest, *factor]]
 
 
 def write_results(study_dir: str | os.PathLike[str], frame: Any) -> tuple[Path, Path]:

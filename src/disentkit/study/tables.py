@@ -47,6 +47,7 @@ from scipy import stats
 
 from disentkit.metrics import METRICS
 from disentkit.metrics import score_label as metrics_score_label
+from disentkit.study.results import FACTOR_PREFIX
 from disentkit.viz.study_figures import (
     _short,
     done_runs,
@@ -59,9 +60,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "FACTOR_COLUMNS",
     "PAIRED_COLUMNS",
     "PAPER_COLUMNS",
     "PAPER_SCORES",
+    "factor_table",
     "format_cell",
     "higher_is_better",
     "paired_comparison",
@@ -69,6 +72,7 @@ __all__ = [
     "paper_scores",
     "paper_table",
     "score_label",
+    "wide_factor_table",
     "wide_paired_table",
     "wide_paper_table",
 ]
@@ -79,6 +83,10 @@ PAPER_SCORES = ("score.infomec.infom", "score.infomec.infoe", "score.infomec.inf
 """The scores of the paper-style table, in this order, where the results table has them."""
 PAPER_COLUMNS = ("dataset", "model", "metric", "n", "mean", "ci_low", "ci_high", "best")
 """Columns of :func:`paper_table`."""
+FACTOR_COLUMNS = ("dataset", "model", "metric", "factor", "n", "mean", "ci_low", "ci_high",
+                  "best")
+"""Columns of :func:`factor_table`."""
+
 PAIRED_COLUMNS = ("dataset", "model", "reference", "metric", "method", "n", "n_reference",
                   "difference", "ci_low", "ci_high")
 """Columns of :func:`paired_comparison`."""
@@ -218,28 +226,85 @@ def paper_table(
     Raises:
         ValueError: ``confidence`` outside (0, 1), or a named score is not in the table.
     """
+    _check_confidence(confidence)
+    cells = [(c, {"metric": _short(c)}) for c in paper_scores(results, metrics)]
+    return _mean_table(results, cells, PAPER_COLUMNS, confidence)
+
+
+def factor_table(
+    results: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    *,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mean and Student-t interval over seeds per dataset, model, score and factor, of the
+    scores that decompose over factors: which factors each model captures.
+
+    The per-factor values are the results table's ``factor.<key>.<factor>`` columns
+    (:mod:`disentkit.study.results`), e.g. InfoE per factor (how much of the factor a
+    linear classifier reads out of the whole representation) or MIG per factor (the gap
+    between the two latents most informative about it); the statistics are
+    :func:`paper_table`'s, the best mean marked per dataset, score and factor.
+
+    Args:
+        results: the results table.
+        metrics: the scores (see :func:`paper_scores`); those without per-factor columns
+            are left out.
+        confidence: the intervals' coverage.
+
+    Returns:
+        a long-form frame with :data:`FACTOR_COLUMNS`, one row per (dataset, model,
+        score, factor) in table order (factors in the order of the results' columns: the
+        dataset's).
+
+    Raises:
+        ValueError: ``confidence`` outside (0, 1), or a named score is not in the table.
+
+    Example:
+        >>> import pandas as pd
+        >>> runs = pd.DataFrame({"model": ["qlae", "qlae"], "seed": [0, 1],
+        ...     "status": ["done"] * 2, "score.mig": [0.3, 0.5],
+        ...     "factor.mig.shape": [0.1, 0.3], "factor.mig.scale": [0.5, 0.7]})
+        >>> table = factor_table(runs)
+        >>> table[["metric", "factor", "n", "mean"]].round(3).to_dict("records")
+        [{'metric': 'mig', 'factor': 'shape', 'n': 2, 'mean': 0.2}, {'metric': 'mig', 'factor': 'scale', 'n': 2, 'mean': 0.6}]
+    """  # noqa: E501
+    _check_confidence(confidence)
+    cells = []
+    for column in paper_scores(results, metrics):
+        prefix = f"{FACTOR_PREFIX}{_short(column)}."
+        cells += [(c, {"metric": _short(column), "factor": c[len(prefix):]})
+                  for c in results.columns if isinstance(c, str) and c.startswith(prefix)]
+    return _mean_table(results, cells, FACTOR_COLUMNS, confidence,
+                       group=("dataset", "metric", "factor"))
+
+
+def _mean_table(results: pd.DataFrame, cells: Sequence[tuple[str, dict[str, str]]],
+                columns: Sequence[str], confidence: float, *,
+                group: Sequence[str] = ("dataset", "metric")) -> pd.DataFrame:
+    """One row per setting and cell ``(results column, its row's naming fields: metric,
+    ...)``, with :data:`PAPER_COLUMNS`' statistics; ``best`` marks the best mean per
+    ``group``."""
     import pandas as pd
 
-    _check_confidence(confidence)
-    columns = paper_scores(results, metrics)
     rows = []
     for dataset, label, runs in _settings(done_runs(results)):
-        for column in columns:
+        for column, names in cells:
             values = _values(runs, column)
             values = values[np.isfinite(values)]
             mean, low, high = _t_interval(values, confidence)
-            rows.append({"dataset": dataset, "model": label, "metric": _short(column),
+            rows.append({"dataset": dataset, "model": label, **names,
                          "n": int(values.size), "mean": mean, "ci_low": low,
                          "ci_high": high, "best": False})
-    table = pd.DataFrame(rows, columns=list(PAPER_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(columns))
     table["n"] = table["n"].astype(int)
     table["best"] = table["best"].astype(bool)
-    for (_, metric), group in table.groupby(["dataset", "metric"], sort=False):
-        means = group["mean"].to_numpy(dtype=np.float64)
+    for keys, sub in table.groupby(list(group), sort=False):
+        means = sub["mean"].to_numpy(dtype=np.float64)
         if not np.isfinite(means).any():
             continue
-        target = np.nanmax(means) if higher_is_better(metric) else np.nanmin(means)
-        table.loc[group.index[means == target], "best"] = True
+        target = np.nanmax(means) if higher_is_better(keys[1]) else np.nanmin(means)
+        table.loc[sub.index[means == target], "best"] = True
     return table
 
 
@@ -366,23 +431,41 @@ def wide_paper_table(table: pd.DataFrame) -> list[DisplayTable]:
     metrics = list(dict.fromkeys(table["metric"]))
     for dataset, sub in table.groupby("dataset", sort=False):
         header = ["model", "n", *[score_label(m) for m in metrics]]
-        rows = []
-        for model, cells in sub.groupby("model", sort=False):
-            by_metric = {r.metric: r for r in cells.itertuples()}
-            n = int(cells["n"].max())
-            row = [(str(model), False), (str(n), False)]
-            for m in metrics:
-                r = by_metric.get(m)
-                if r is None:
-                    row.append(("—", False))
-                    continue
-                text = format_cell(r.mean, r.ci_low, r.ci_high, r.n)
-                if 1 < r.n < n:  # fewer seeds than the row's n: say so
-                    text += f" (n={r.n})"
-                row.append((text, bool(r.best)))
-            rows.append(row)
-        out.append((str(dataset), header, rows))
+        out.append((str(dataset), header, _wide_rows(sub, "metric", metrics)))
     return out
+
+
+def wide_factor_table(table: pd.DataFrame) -> list[tuple[str, str, list[str],
+                                                         list[list[Any]]]]:
+    """The long :func:`factor_table` as one display table per dataset and score:
+    ``(dataset, score label, header, rows)``, a column per factor."""
+    out = []
+    for (dataset, metric), sub in table.groupby(["dataset", "metric"], sort=False):
+        factors = list(dict.fromkeys(sub["factor"]))
+        out.append((str(dataset), score_label(str(metric)), ["model", "n", *factors],
+                    _wide_rows(sub, "factor", factors)))
+    return out
+
+
+def _wide_rows(sub: pd.DataFrame, key: str, keys: Sequence[str]) -> list[list[Any]]:
+    """A display row per model: its name, its ``n`` (the most seeds of any cell) and a
+    ``(text, best)`` cell per value of column ``key``; a cell with fewer seeds says so."""
+    rows = []
+    for model, cells in sub.groupby("model", sort=False):
+        by_key = {getattr(r, key): r for r in cells.itertuples()}
+        n = int(cells["n"].max())
+        row = [(str(model), False), (str(n), False)]
+        for k in keys:
+            r = by_key.get(k)
+            if r is None:
+                row.append(("—", False))
+                continue
+            text = format_cell(r.mean, r.ci_low, r.ci_high, r.n)
+            if 1 < r.n < n:  # fewer seeds than the row's n: say so
+                text += f" (n={r.n})"
+            row.append((text, bool(r.best)))
+        rows.append(row)
+    return rows
 
 
 def wide_paired_table(paired: pd.DataFrame) -> list[DisplayTable]:
@@ -421,13 +504,16 @@ def _md_row(cells: Sequence[str]) -> str:
 
 def paper_markdown(table: pd.DataFrame, paired: pd.DataFrame | None = None, *,
                    title: str | None = None, confidence: float = 0.95,
-                   metric_ids: Sequence[str] = ()) -> str:
+                   metric_ids: Sequence[str] = (),
+                   factors: pd.DataFrame | None = None) -> str:
     """Markdown for a paper or the docs: the :func:`paper_table` per dataset (best mean
-    in bold) and, when given, the :func:`paired_comparison` per dataset.
+    in bold) and, when given, the :func:`paired_comparison` and the :func:`factor_table`
+    per dataset.
 
     Args:
         table: a :func:`paper_table`.
         paired: a :func:`paired_comparison` (optional).
+        factors: a :func:`factor_table` (optional).
         title: a first-level heading (optional).
         confidence: the coverage the tables were computed with (for the text).
         metric_ids: the versioned metric IDs behind the scores, named under the text
@@ -473,5 +559,22 @@ def paper_markdown(table: pd.DataFrame, paired: pd.DataFrame | None = None, *,
             lines.append(_md_row(["---", *["---:"] * (len(header) - 2), "---"]))
             lines += [_md_row(row) for row in rows]
             lines.append("")
+    if factors is not None and len(factors):
+        lines += ["## Per factor", "", FACTOR_TEXT.format(pct=pct), ""]
+        for dataset, label, header, rows in wide_factor_table(factors):
+            lines += [f"### {label} per factor" + (f", {dataset}" if headed else ""), ""]
+            lines.append(_md_row(header))
+            lines.append(_md_row(["---", "---:", *["---:"] * (len(header) - 2)]))
+            lines += [_md_row([f"**{t}**" if best else t for t, best in row]) for row in rows]
+            lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+FACTOR_TEXT = ("Which factors each model captures: the scores that decompose over factors, "
+               "factor by factor (e.g. InfoE: how much of the factor a linear classifier "
+               "reads out of the whole representation; InfoC: whether one active latent "
+               "holds it rather than several; MIG: the gap between the two latents most "
+               "informative about it), mean ± {pct} interval over seeds, the best mean per "
+               "factor in bold.")
+"""The text above the per-factor tables (``{pct}``: the coverage)."""
 
